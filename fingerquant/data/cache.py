@@ -68,7 +68,7 @@ def load_touches(
 
 
 def _fingerprint(folder: Path, rule: BlobRule) -> str:
-    """Return a digest of the cache version, the blob rule and each recording's name, size and time."""
+    """Return a digest of the cache version, the blob rule and each recording's stat."""
     digest = hashlib.sha256(f"{CACHE_VERSION}{dataclasses.astuple(rule)}".encode())
     for path in find_recordings(folder):
         stat = path.stat()
