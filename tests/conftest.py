@@ -3,12 +3,22 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.recordings import write_dataset
 
 
+@pytest.fixture(scope="session", autouse=True)
+def single_thread() -> None:
+    """Run PyTorch on one thread: the test tensors are tiny, and OpenMP threads on a busy
+    2-core machine make them many times slower."""
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """Point the touch cache at a fresh folder so tests never share or touch a user's cache."""
     folder = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("FINGERQUANT_CACHE", str(folder))

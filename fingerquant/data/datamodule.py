@@ -45,7 +45,9 @@ class CapFingerIdDataModule(L.LightningDataModule):
         batch_size: Touches per batch.
         num_workers: DataLoader worker processes; 0 suits these in-memory arrays.
         drop_repeats: Drop frames that repeat the previous frame of their file exactly.
-        seed: Seed of the split and of the calibration-set sampler.
+        split_seed: Seed of the split, of the training order and, unless one is given,
+            of the calibration-set sampler. It is apart from the training and
+            quantization seeds, so that they never move participants between sides.
         test_dir: Folder of recordings used whole as the test set, to check a model
             on new people; ``data_dir`` then serves only training and validation.
         download: Fetch the CapFingerId archive when ``data_dir`` holds no recordings.
@@ -62,7 +64,7 @@ class CapFingerIdDataModule(L.LightningDataModule):
         batch_size: int = 50,
         num_workers: int = 0,
         drop_repeats: bool = False,
-        seed: int = 0,
+        split_seed: int = 0,
         test_dir: str | None = None,
         download: bool = True,
         download_url: str = ARCHIVE_URL,
@@ -118,14 +120,14 @@ class CapFingerIdDataModule(L.LightningDataModule):
                 self.class_names,
                 self.hparams.test_fraction,
                 self.hparams.val_fraction,
-                self.hparams.seed,
+                self.hparams.split_seed,
             )
         else:
             self.split = random_split(
                 len(labels),
                 self.hparams.test_fraction,
                 self.hparams.val_fraction,
-                self.hparams.seed,
+                self.hparams.split_seed,
             )
         for stage_name in ("train", "val", "test"):
             if test_dir is None or stage_name != "test":
@@ -151,11 +153,11 @@ class CapFingerIdDataModule(L.LightningDataModule):
                 len(images),
             )
             size = len(images)
-        generator = torch.Generator().manual_seed(self.hparams.seed if seed is None else seed)
+        generator = torch.Generator().manual_seed(self.hparams.split_seed if seed is None else seed)
         return images[torch.randperm(len(images), generator=generator)[:size]]
 
     def train_dataloader(self) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.hparams.seed)
+        generator = torch.Generator().manual_seed(self.hparams.split_seed)
         return self._loader("train", shuffle=True, generator=generator)
 
     def val_dataloader(self) -> DataLoader:

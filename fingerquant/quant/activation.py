@@ -3,9 +3,10 @@
 import torch
 from torch import Tensor, nn
 
+from fingerquant.quant.observer import LpRangeObserver
 from fingerquant.quant.qdrop import qdrop, validate_drop_prob
 from fingerquant.quant.quantizer import QuantizerConfig, fake_quantize, quantize
-from fingerquant.quant.range_search import LpRangeObserver, RangeSearchConfig
+from fingerquant.quant.range_search import RangeSearchConfig
 
 
 class ActivationQuantizer(nn.Module):
@@ -15,13 +16,13 @@ class ActivationQuantizer(nn.Module):
 
     The step size ``s_a`` is trained (LSQ gradient, see ``fake_quantize``) and the integer
     zero-point ``z`` stays fixed. The parameter is ``log_scale``, so ``s_a`` is positive by
-    construction. Adam then changes ``s_a`` by a relative amount of about ``lr`` per
-    step. An absolute learning rate ``lr_s`` on ``s_a`` itself corresponds to about
+    construction. Adam then changes ``s_a`` by a relative amount of at most about ``lr``
+    per step. An absolute learning rate ``lr_s`` on ``s_a`` itself corresponds to about
     ``lr_s / s_a`` on ``log_scale``.
 
-    The quantizer starts uncalibrated. While ``observer_enabled`` is set, ``forward``
-    records its input in an ``LpRangeObserver`` and returns it unchanged. Then
-    ``init_from_observer()`` sets ``s_a`` and ``z`` from the observed range.
+    The quantizer starts uncalibrated. Calibration passes input batches to
+    ``observer.observe`` and then calls ``init_from_observer()``, which sets ``s_a`` and
+    ``z`` from the observed range.
 
     Args:
         config: bit width and eps. ``ch_axis`` must be None because activations are
@@ -47,7 +48,6 @@ class ActivationQuantizer(nn.Module):
         self.config = config
         self.drop_prob = drop_prob
         self.observer = LpRangeObserver(config, range_config)
-        self.observer_enabled = False
         self.log_scale = nn.Parameter(torch.zeros(()))
         self.register_buffer("zero_point", torch.zeros((), dtype=torch.int32))
         self.register_buffer("initialized", torch.tensor(False))
@@ -94,10 +94,10 @@ class ActivationQuantizer(nn.Module):
         self.observer.reset()
 
     def forward(self, x: Tensor, fp_input: Tensor | None = None) -> Tensor:
-        """Fake-quantize ``x``. In training, QDrop mixes in ``fp_input``, or ``x`` when it is None."""
-        if self.observer_enabled:
-            self.observer.observe(x)
-            return x
+        """Fake-quantize ``x``.
+
+        In training mode QDrop mixes in ``fp_input``, or ``x`` itself when it is None.
+        """
         if not self.is_initialized:
             raise RuntimeError(
                 "the activation quantizer is not calibrated: run calibrate_activation_ranges() "

@@ -110,7 +110,7 @@ class QuantLayer(nn.Module):
         self.act_quant_enabled = act_quant
 
     def use_adaround(self) -> AdaRoundQuantizer:
-        """Replace a round-to-nearest weight quantizer by AdaRound on the same grid and return it."""
+        """Replace the round-to-nearest weight quantizer by AdaRound on its grid and return it."""
         if isinstance(self.weight_quantizer, AdaRoundQuantizer):
             return self.weight_quantizer
         self.weight_quantizer = AdaRoundQuantizer.from_quantizer(self.weight_quantizer, self.weight)
@@ -125,8 +125,11 @@ class QuantLayer(nn.Module):
         return self.weight_quantizer.quantize(self.weight)
 
     def forward(self, x: Tensor, fp_input: Tensor | None = None) -> Tensor:
-        """Run the layer. ``fp_input`` is the FP version of ``x`` that QDrop mixes in while training."""
-        if self.act_quant_enabled or self.input_quantizer.observer_enabled:
+        """Run the layer.
+
+        ``fp_input`` is the FP version of ``x`` that QDrop mixes in while training.
+        """
+        if self.act_quant_enabled:
             x = self.input_quantizer(x, fp_input)
         weight = self.quantized_weight() if self.weight_quant_enabled else self.weight
         return self.layer_forward(x, weight)
@@ -136,7 +139,10 @@ class QuantLayer(nn.Module):
         raise NotImplementedError
 
     def extra_repr(self) -> str:
-        return f"name={self.name!r}, weight_quant={self.weight_quant_enabled}, act_quant={self.act_quant_enabled}"
+        return (
+            f"name={self.name!r}, weight_quant={self.weight_quant_enabled}, "
+            f"act_quant={self.act_quant_enabled}"
+        )
 
 
 class QuantConv2d(QuantLayer):
@@ -152,7 +158,8 @@ class QuantConv2d(QuantLayer):
     ) -> None:
         if module.padding_mode != "zeros":
             raise NotImplementedError(
-                f"layer {name!r} uses padding_mode={module.padding_mode!r}: only 'zeros' is supported."
+                f"layer {name!r} uses padding_mode={module.padding_mode!r}: "
+                "only 'zeros' is supported."
             )
         super().__init__(name, module, weight_config, act_config, range_config)
 

@@ -12,8 +12,9 @@ from torch import Tensor
 
 
 def lp_loss(*, pred: Tensor, target: Tensor, p: float = 2.4) -> Tensor:
-    """Return ``mean_n sum_i |pred[n, i] - target[n, i]|^p``, summed over features, averaged over the batch.
+    """Return ``mean_n sum_i |pred[n, i] - target[n, i]|^p``.
 
+    The error is summed over the features ``i`` and averaged over the batch ``n``.
     ``pred`` and ``target`` have the same shape ``(N, ...)``.
     """
     if pred.shape != target.shape:
@@ -24,8 +25,10 @@ def lp_loss(*, pred: Tensor, target: Tensor, p: float = 2.4) -> Tensor:
     return (pred - target).abs().pow(p).flatten(1).sum(dim=1).mean()
 
 
-def prediction_difference_loss(*, quant_logits: Tensor, fp_logits: Tensor, temperature: float = 4.0) -> Tensor:
-    """Return the KL divergence ``KL(P_fp || P_q)`` between predictions softened by temperature ``T``.
+def prediction_difference_loss(
+    *, quant_logits: Tensor, fp_logits: Tensor, temperature: float = 4.0
+) -> Tensor:
+    """Return ``KL(P_fp || P_q)`` between predictions softened by temperature ``T``.
 
         P_fp = softmax(fp_logits / T),  P_q = softmax(quant_logits / T)
         L_PD = mean_n sum_c P_fp[n, c] * (log P_fp[n, c] - log P_q[n, c])
@@ -46,7 +49,7 @@ def prediction_difference_loss(*, quant_logits: Tensor, fp_logits: Tensor, tempe
 
 
 def rounding_loss(*, h: Tensor, beta: float, round_weight: float = 0.01) -> Tensor:
-    """Return ``L_round = w * sum(1 - |2 h - 1|^beta)`` over all rounding variables ``h`` in ``[0, 1]``.
+    """Return ``L_round = w * sum(1 - |2 h - 1|^beta)`` over rounding variables ``h`` in ``[0, 1]``.
 
     It is 0 when every ``h`` is 0 or 1 and grows as ``h`` approaches 0.5. A large ``beta``
     flattens it away from 0.5, so annealing ``beta`` from high to low first lets ``h`` move
@@ -63,7 +66,7 @@ class BetaSchedule:
     ``beta(t) = beta_start`` while ``t < t_w``, then it falls linearly to ``beta_end``,
     which it reaches at ``t = total_iters``. During the warmup, AdaRound and BRECQ leave
     out the rounding loss, so that reconstruction alone moves ``h`` first. ``in_warmup``
-    tells the caller when to do the same.
+    returns True for the iterations where the caller should leave it out too.
 
     Attributes:
         total_iters: number of reconstruction iterations.
@@ -81,14 +84,16 @@ class BetaSchedule:
         if not 0.0 <= self.warmup < 1.0:
             raise ValueError(f"warmup={self.warmup} is out of range: expected 0 <= warmup < 1.")
         if min(self.beta_range) <= 0:
-            raise ValueError(f"beta_range={self.beta_range} is invalid: both exponents must be positive.")
+            raise ValueError(
+                f"beta_range={self.beta_range} is invalid: both exponents must be positive."
+            )
 
     @property
     def warmup_iters(self) -> int:
         return int(self.warmup * self.total_iters)
 
     def in_warmup(self, iteration: int) -> bool:
-        """Whether ``iteration`` (0-based) lies in the warmup, where the rounding loss is left out."""
+        """Return whether ``iteration`` (0-based) lies in the warmup, without rounding loss."""
         return iteration < self.warmup_iters
 
     def __call__(self, iteration: int) -> float:
@@ -98,4 +103,3 @@ class BetaSchedule:
             return beta_start
         progress = (iteration - self.warmup_iters) / (self.total_iters - self.warmup_iters)
         return beta_end + (beta_start - beta_end) * max(0.0, 1.0 - progress)
-

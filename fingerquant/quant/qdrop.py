@@ -14,7 +14,9 @@ def validate_drop_prob(drop_prob: float) -> None:
 
 
 def qdrop(quantized: Tensor, full_precision: Tensor, drop_prob: float) -> Tensor:
-    """Take each element from ``full_precision`` with probability ``drop_prob``, else from ``quantized``.
+    """Mix two tensors: each element comes from ``full_precision`` with probability ``drop_prob``.
+
+    The other elements come from ``quantized``.
 
     ``x_out = where(u < drop_prob, x_fp, x_q)`` with ``u ~ U(0, 1)`` drawn per element
     from the global torch generator, so seeding torch makes it repeatable.

@@ -1,4 +1,4 @@
-"""Lp clipping-range search and the EMA observer for activations.
+"""Lp clipping-range search over a grid of candidate ranges.
 
 For a clipping range ``[lo, hi]`` the quantizer uses
 
@@ -85,10 +85,12 @@ def qparams_from_range(
     return scale, zero_point.to(torch.int32)
 
 
-def _to_rows(x: Tensor, ch_axis: int | None) -> Tensor:
+def channel_rows(x: Tensor, ch_axis: int | None) -> Tensor:
     """Flatten ``x`` to one row per channel, or to a single row per tensor."""
     if x.numel() == 0:
-        raise ValueError(f"cannot search a clipping range for an empty tensor of shape {tuple(x.shape)}.")
+        raise ValueError(
+            f"cannot search a clipping range for an empty tensor of shape {tuple(x.shape)}."
+        )
     if not bool(torch.isfinite(x).all()):
         raise ValueError(
             "the tensor contains NaN or inf, so no clipping range can be searched. "
@@ -100,7 +102,7 @@ def _to_rows(x: Tensor, ch_axis: int | None) -> Tensor:
     return x.movedim(ch_axis, 0).reshape(x.shape[ch_axis], -1)  # (C, N)
 
 
-def _reduce_to_points(rows: Tensor, num_bins: int) -> tuple[Tensor, Tensor]:
+def reduce_to_points(rows: Tensor, num_bins: int) -> tuple[Tensor, Tensor]:
     """Return representative values and their counts, both ``(C, M)`` with ``M <= num_bins``.
 
     Rows with at most ``num_bins`` elements are kept exactly, with count 1 each. Longer
@@ -110,8 +112,8 @@ def _reduce_to_points(rows: Tensor, num_bins: int) -> tuple[Tensor, Tensor]:
     if num_elements <= num_bins:
         return rows, torch.ones_like(rows)
 
-    # NOTE: a bin stands for its elements by their mean, so the error of the rounding
-    # inside one bin is not counted. With 2048 bins a bin is at most 1/8 of an 8-bit step.
+    # NOTE: a bin stands for its elements by their mean, so the rounding error inside a
+    # bin is not counted. With 2048 bins, a bin is 1/8 of the 8-bit step of the min-max range.
     row_min = rows.amin(dim=1, keepdim=True)
     row_max = rows.amax(dim=1, keepdim=True)
     width = ((row_max - row_min) / num_bins).clamp(min=torch.finfo(rows.dtype).tiny)
@@ -151,7 +153,12 @@ def _pick_best(errors: Tensor, lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _search_1d(
-    values: Tensor, counts: Tensor, lo_base: Tensor, hi_base: Tensor, config: QuantizerConfig, range_config: RangeSearchConfig
+    values: Tensor,
+    counts: Tensor,
+    lo_base: Tensor,
+    hi_base: Tensor,
+    config: QuantizerConfig,
+    range_config: RangeSearchConfig,
 ) -> tuple[Tensor, Tensor]:
     """Search one bound of one-sided rows: candidates ``(lo_base, hi_base) * k / G``.
 
@@ -165,7 +172,12 @@ def _search_1d(
 
 
 def _search_2d(
-    values: Tensor, counts: Tensor, lo_base: Tensor, hi_base: Tensor, config: QuantizerConfig, range_config: RangeSearchConfig
+    values: Tensor,
+    counts: Tensor,
+    lo_base: Tensor,
+    hi_base: Tensor,
+    config: QuantizerConfig,
+    range_config: RangeSearchConfig,
 ) -> tuple[Tensor, Tensor]:
     """Search both bounds of two-sided rows: ``lo = lo_base * i / G``, ``hi = hi_base * j / G``.
 
@@ -185,11 +197,9 @@ def _search_2d(
     coarse = torch.arange(size, 0, -stride, device=device)  # (Kc,), starts with G
     coarse_i = coarse.repeat_interleave(len(coarse)).expand(num_channels, -1)  # (C, Kc^2)
     coarse_j = coarse.repeat(len(coarse)).expand(num_channels, -1)  # (C, Kc^2)
-    best_i, best_j = _pick_best(
-        _lp_errors(values, counts, *_bounds(lo_base, hi_base, coarse_i, coarse_j, size), config, range_config.p),
-        coarse_i,
-        coarse_j,
-    )
+    lo, hi = _bounds(lo_base, hi_base, coarse_i, coarse_j, size)
+    coarse_errors = _lp_errors(values, counts, lo, hi, config, range_config.p)
+    best_i, best_j = _pick_best(coarse_errors, coarse_i, coarse_j)
 
     offsets = torch.arange(-(stride - 1), stride, device=device)  # (W,)
     window = offsets.numel()
@@ -210,7 +220,7 @@ def _bounds(
     return lo, hi
 
 
-def _search_rows(
+def search_rows(
     values: Tensor,
     counts: Tensor,
     row_min: Tensor,
@@ -242,75 +252,11 @@ def search_range(
     own values.
     """
     range_config = range_config or RangeSearchConfig()
-    rows = _to_rows(x, config.ch_axis)
+    rows = channel_rows(x, config.ch_axis)
     row_min, row_max = rows.amin(dim=1), rows.amax(dim=1)
-    values, counts = _reduce_to_points(rows, range_config.num_bins)
+    values, counts = reduce_to_points(rows, range_config.num_bins)
     one_sided = (row_min >= 0) | (row_max <= 0)
-    lo, hi = _search_rows(values, counts, row_min, row_max, one_sided, config, range_config)
+    lo, hi = search_rows(values, counts, row_min, row_max, one_sided, config, range_config)
     if config.ch_axis is None:
         return lo.squeeze(0), hi.squeeze(0)
     return lo, hi
-
-
-class LpRangeObserver:
-    """Clipping-range observer for calibration batches: Lp search per batch, then an EMA.
-
-    ``observe`` stores each batch reduced to at most ``num_bins`` points per channel.
-    ``compute_range`` decides one-sidedness from the min and max over all observed batches.
-    It then searches every batch with that decision and combines the batch ranges in
-    order with ``range <- m * range + (1 - m) * batch_range``, starting from the first
-    batch's range. One-sidedness comes from the whole set, because deciding it from the
-    first batch would clip the negative values of a tensor whose first batch happens to
-    be all positive.
-    """
-
-    def __init__(self, config: QuantizerConfig, range_config: RangeSearchConfig | None = None) -> None:
-        self.config = config
-        self.range_config = range_config or RangeSearchConfig()
-        self._batches: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
-
-    @property
-    def num_batches(self) -> int:
-        return len(self._batches)
-
-    def observe(self, x: Tensor) -> None:
-        """Store the reduced points and the min and max of one calibration batch."""
-        rows = _to_rows(x, self.config.ch_axis)
-        values, counts = _reduce_to_points(rows, self.range_config.num_bins)
-        self._batches.append((values, counts, rows.amin(dim=1), rows.amax(dim=1)))
-
-    def reset(self) -> None:
-        """Forget all observed batches."""
-        self._batches.clear()
-
-    def compute_range(self) -> tuple[Tensor, Tensor]:
-        """Return the EMA of the per-batch Lp ranges, ``(lo, hi)`` shaped like ``search_range``."""
-        if not self._batches:
-            raise RuntimeError(
-                "the observer has seen no calibration batch: call observe() on at least one "
-                "batch before compute_range()."
-            )
-        set_min = torch.stack([batch[2] for batch in self._batches]).amin(dim=0)
-        set_max = torch.stack([batch[3] for batch in self._batches]).amax(dim=0)
-        one_sided = (set_min >= 0) | (set_max <= 0)
-
-        decay = self.range_config.ema_decay
-        lo_ema, hi_ema = None, None
-        for values, counts, row_min, row_max in self._batches:
-            lo, hi = _search_rows(
-                values, counts, row_min, row_max, one_sided, self.config, self.range_config
-            )
-            if lo_ema is None:
-                lo_ema, hi_ema = lo, hi
-            else:
-                lo_ema = decay * lo_ema + (1 - decay) * lo
-                hi_ema = decay * hi_ema + (1 - decay) * hi
-
-        if self.config.ch_axis is None:
-            return lo_ema.squeeze(0), hi_ema.squeeze(0)
-        return lo_ema, hi_ema
-
-    def calculate_qparams(self) -> tuple[Tensor, Tensor]:
-        """Return ``(scale, zero_point)`` for the EMA range."""
-        lo, hi = self.compute_range()
-        return qparams_from_range(lo, hi, self.config.quant_min, self.config.quant_max, self.config.eps)

@@ -85,7 +85,10 @@ class QuantBlock(nn.Module):
         self.layer.set_quant_state(weight_quant, act_quant)
 
     def forward(self, x: Tensor, fp_input: Tensor | None = None) -> Tensor:
-        """Run the block. ``fp_input``, the FP model's input to this block, feeds QDrop in training."""
+        """Run the block.
+
+        ``fp_input``, the FP model's input to this block, feeds QDrop in training mode.
+        """
         if fp_input is not None:
             fp_input = self.pre(fp_input)
         return self.post(self.layer(self.pre(x), fp_input=fp_input))
@@ -143,7 +146,13 @@ def _replace_module(root: nn.Module, name: str, module: nn.Module) -> None:
 
 def _trace(model: nn.Module) -> fx.GraphModule:
     """Trace a copy of ``model`` in eval mode, with BatchNorm frozen and dropout removed."""
-    graph_module = fx.symbolic_trace(copy.deepcopy(model).eval())
+    try:
+        graph_module = fx.symbolic_trace(copy.deepcopy(model).eval())
+    except fx.proxy.TraceError as error:
+        raise NotImplementedError(
+            f"torch.fx cannot trace {type(model).__name__}: {error}. The blocks come from the "
+            "traced graph, so the forward pass must not branch on tensor values."
+        ) from error
     for name, module in list(graph_module.named_modules()):
         if isinstance(module, BATCH_NORM_TYPES):
             _replace_module(graph_module, name, FrozenBatchNorm(module))
@@ -191,7 +200,10 @@ def _find_layers(graph_module: fx.GraphModule) -> list[fx.Node]:
 
 
 def _split_segments(graph_module: fx.GraphModule, layers: list[fx.Node]) -> list[list[fx.Node]]:
-    """Split the graph into segments: the input and the ops before the first layer, then one per layer.
+    """Split the graph into segments: one for the input, then one per layer.
+
+    The first segment contains the placeholder and the ops before the first layer. Every
+    other segment starts with its layer and contains the ops up to the next layer.
 
     Raises:
         NotImplementedError: unless the model is a chain, where a layer takes one input
@@ -200,11 +212,14 @@ def _split_segments(graph_module: fx.GraphModule, layers: list[fx.Node]) -> list
     placeholders = [node for node in graph_module.graph.nodes if node.op == "placeholder"]
     if len(placeholders) != 1:
         raise NotImplementedError(
-            f"the model's forward takes {len(placeholders)} inputs: only one input tensor is supported."
+            f"the model's forward takes {len(placeholders)} inputs: "
+            "only models with one input tensor are supported."
         )
     for layer in layers:
         if len(layer.args) != 1 or layer.kwargs:
-            raise NotImplementedError(f"layer {layer.target!r} must be called with one input tensor.")
+            raise NotImplementedError(
+                f"layer {layer.target!r} must be called with one input tensor."
+            )
 
     layer_set = set(layers)
     segments: list[list[fx.Node]] = [[]]
@@ -231,7 +246,9 @@ def _split_segments(graph_module: fx.GraphModule, layers: list[fx.Node]) -> list
     return segments
 
 
-def _subgraph(root: fx.GraphModule, input_node: fx.Node, nodes: list[fx.Node], output_node: fx.Node) -> nn.Module:
+def _subgraph(
+    root: fx.GraphModule, input_node: fx.Node, nodes: list[fx.Node], output_node: fx.Node
+) -> nn.Module:
     """Return the ops ``nodes`` of ``root`` as a module from ``input_node`` to ``output_node``."""
     if not nodes:
         assert output_node is input_node, "an empty segment must pass its input through"
@@ -252,8 +269,9 @@ def quantize_model(model: nn.Module, config: ModelQuantConfig | None = None) -> 
     computes the FP model until ``calibrate_activation_ranges`` has run.
 
     Raises:
-        NotImplementedError: for a layer type without a quantized class, or a model that is
-            not a chain of layers (see ``_split_segments``).
+        NotImplementedError: for a layer type without a quantized class, a model that
+            torch.fx cannot trace, or a model that is not a chain of layers (see
+            ``_split_segments``).
         ValueError: when the model has no conv or linear layer.
     """
     config = config or ModelQuantConfig()
@@ -261,7 +279,7 @@ def quantize_model(model: nn.Module, config: ModelQuantConfig | None = None) -> 
     layers = _find_layers(graph_module)
     if not layers:
         raise ValueError(
-            f"{type(model).__name__} has no Conv2d or Linear layer, so there is nothing to quantize."
+            f"{type(model).__name__} has no Conv2d or Linear layer: there is nothing to quantize."
         )
     segments = _split_segments(graph_module, layers)
     output_node = next(node for node in graph_module.graph.nodes if node.op == "output")

@@ -55,8 +55,8 @@ def test_data_dir_from_environment(recordings_dir: Path, monkeypatch: pytest.Mon
 
 
 def test_same_seed_same_batches(recordings_dir: Path) -> None:
-    first = next(iter(make("fingers", recordings_dir, seed=4).train_dataloader()))
-    second = next(iter(make("fingers", recordings_dir, seed=4).train_dataloader()))
+    first = next(iter(make("fingers", recordings_dir, split_seed=4).train_dataloader()))
+    second = next(iter(make("fingers", recordings_dir, split_seed=4).train_dataloader()))
 
     assert torch.equal(first[0], second[0])
     assert torch.equal(first[1], second[1])
