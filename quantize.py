@@ -127,6 +127,8 @@ def main(args: list[str] | None = None) -> int:
             CapFingerIdDataModule,
             run=False,
             seed_everything_default=0,
+            # A run folder without results.json holds an interrupted run; its config may go.
+            save_config_kwargs={"overwrite": True},
             args=args,
             trainer_defaults={
                 "max_epochs": 1,

@@ -16,7 +16,9 @@ def fingers_checkpoint(recordings_dir: Path, tmp_path_factory: pytest.TempPathFa
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FINGERQUANT_CACHE", str(tmp_path_factory.mktemp("cache")))
         L.seed_everything(0)
-        datamodule = CapFingerIdDataModule(task="fingers", data_dir=str(recordings_dir), batch_size=16)
+        datamodule = CapFingerIdDataModule(
+            task="fingers", data_dir=str(recordings_dir), batch_size=16
+        )
         classifier = Classifier(
             "model1", datamodule.num_classes, task="fingers", class_names=datamodule.class_names
         )

@@ -50,7 +50,9 @@ def test_run_writes_results_checkpoint_and_events(
     assert stored == results
     for key in ("fp_accuracy", "quant_accuracy", "accuracy_drop", "agreement", "seconds"):
         assert key in stored
-    assert stored["accuracy_drop"] == pytest.approx(stored["fp_accuracy"] - stored["quant_accuracy"], abs=1e-2)
+    assert stored["accuracy_drop"] == pytest.approx(
+        stored["fp_accuracy"] - stored["quant_accuracy"], abs=1e-2
+    )
 
     events = EventAccumulator(str(tmp_path)).Reload()
     tags = set(events.Tags()["scalars"])
@@ -59,7 +61,12 @@ def test_run_writes_results_checkpoint_and_events(
         assert f"dc/{first}/{term}" in tags
     for term in ("reg", "pd", "round", "total", "beta", "lr_alpha", "lr_scale"):
         assert f"recon/{last}/{term}" in tags
-    steps = [event.step for tag in sorted(tags) for event in events.Scalars(tag) if tag.endswith("/total")]
+    steps = [
+        event.step
+        for tag in sorted(tags)
+        for event in events.Scalars(tag)
+        if tag.endswith("/total")
+    ]
     assert max(steps) == module.schedule.total_steps - 1
 
 
@@ -77,7 +84,9 @@ def test_quantized_checkpoint_reloads_same_predictions(
         assert int(record["weight_int"].max()) <= 2 ** record["weight_bits"] - 1
 
 
-def test_same_seed_bit_identical(fingers_checkpoint: Path, recordings_dir: Path, tmp_path: Path) -> None:
+def test_same_seed_bit_identical(
+    fingers_checkpoint: Path, recordings_dir: Path, tmp_path: Path
+) -> None:
     first, first_results = quantize(fingers_checkpoint, recordings_dir, tmp_path / "a", seed=3)
     second, second_results = quantize(fingers_checkpoint, recordings_dir, tmp_path / "b", seed=3)
 
@@ -112,7 +121,9 @@ def test_pdquant_beats_round_to_nearest(
     assert pd["agreement"] > rtn["agreement"]
 
 
-def test_distribution_correction_narrows_bn_gap(fingers_checkpoint: Path, recordings_dir: Path) -> None:
+def test_distribution_correction_narrows_bn_gap(
+    fingers_checkpoint: Path, recordings_dir: Path
+) -> None:
     module = PDQuantModule(str(fingers_checkpoint), **QUICK)
     datamodule = CapFingerIdDataModule(task="fingers", data_dir=str(recordings_dir), download=False)
     module.calibrate(datamodule.calibration_set(64, seed=0))
@@ -150,7 +161,8 @@ def test_non_finite_loss_names_block_phase_iteration(
 ) -> None:
     monkeypatch.setattr(pdquant, "lp_loss", lambda **kwargs: torch.tensor(float("nan")))
 
-    with pytest.raises(NonFiniteLossError, match=r"'reg' is nan in block 'features.conv1', phase recon, iteration 0"):
+    message = r"'reg' is nan in block 'features.conv1', phase recon, iteration 0"
+    with pytest.raises(NonFiniteLossError, match=message):
         quantize(fingers_checkpoint, recordings_dir, tmp_path)
     assert not (tmp_path / "results.json").exists()
 
@@ -159,7 +171,9 @@ def test_small_calibration_set_stated(
     fingers_checkpoint: Path, recordings_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="fingerquant"):
-        _, results = quantize(fingers_checkpoint, recordings_dir, tmp_path, calib_size=5000, recon_iters=5)
+        _, results = quantize(
+            fingers_checkpoint, recordings_dir, tmp_path, calib_size=5000, recon_iters=5
+        )
 
     assert results["calib_size"] == 5000
     assert results["calib_size_used"] < 5000
@@ -194,5 +208,5 @@ def test_invalid_settings_rejected(fingers_checkpoint: Path, options: dict, mess
 
 
 def test_missing_checkpoint(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="Checkpoint not found: .*nothing.ckpt"):
+    with pytest.raises(FileNotFoundError, match=r"Checkpoint not found: .*nothing.ckpt"):
         PDQuantModule(str(tmp_path / "nothing.ckpt"))

@@ -1,0 +1,100 @@
+"""Sweep configuration: a grid of ``quantize.py`` settings read from YAML.
+
+    output: runs/sweeps/main          # cells, results.csv and results.md go here
+    base:                             # options of every cell
+      model.recon_iters: 2000
+    grid:                             # the cartesian product of these axes
+      config: [configs/quantize/thumbs_model1.yaml, configs/quantize/fingers_model1.yaml]
+      bits:                           # a value may set several options at once
+        - {model.w_bits: 4, model.a_bits: 4}
+        - {model.w_bits: 2, model.a_bits: 4}
+      model.method: [rtn, pdquant]
+    aggregate_over: seed_everything   # optional: mean and std over this axis in results.md
+
+Keys are ``quantize.py`` options without the leading dashes (``config`` is
+``--config``). An axis whose values are mappings is named freely; its values'
+keys are the options.
+"""
+
+import itertools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fingerquant.errors import DataError
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One grid point: its axis values (for tables), its options and its folder name."""
+
+    labels: dict[str, str]
+    options: dict[str, Any]
+    name: str
+
+    def arguments(self) -> list[str]:
+        """Return the options as ``quantize.py`` command-line arguments."""
+        return [part for key, value in self.options.items() for part in (f"--{key}", _text(value))]
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A parsed sweep: where it writes and the cells it runs, in grid order."""
+
+    output: Path
+    cells: list[Cell]
+    aggregate_over: str | None = None
+
+
+def load_sweep(path: str | Path) -> SweepConfig:
+    """Read and check a sweep file, raising ``DataError`` with the file and key on bad input."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as error:
+        raise DataError(f"Sweep config not found: {path}.") from error
+    except yaml.YAMLError as error:
+        raise DataError(f"{path}: invalid YAML ({error}).") from error
+    if not isinstance(raw, dict) or not isinstance(raw.get("grid"), dict) or not raw["grid"]:
+        raise DataError(f"{path}: expected a mapping with a non-empty 'grid' of axes.")
+    unknown = set(raw) - {"output", "base", "grid", "aggregate_over"}
+    if unknown:
+        raise DataError(
+            f"{path}: unknown keys {', '.join(sorted(unknown))}: expected output, base, grid, "
+            "aggregate_over."
+        )
+
+    base = raw.get("base") or {}
+    axes = []
+    for axis, values in raw["grid"].items():
+        if not isinstance(values, list) or not values:
+            raise DataError(f"{path}: grid axis {axis!r} must be a non-empty list of values.")
+        axes.append([(axis, value) for value in values])
+    aggregate_over = raw.get("aggregate_over")
+    if aggregate_over is not None and aggregate_over not in raw["grid"]:
+        raise DataError(f"{path}: aggregate_over {aggregate_over!r} is not an axis of the grid.")
+
+    cells = [_cell(base, point) for point in itertools.product(*axes)]
+    output = Path(raw.get("output") or Path("runs/sweeps") / path.stem)
+    return SweepConfig(output=output, cells=cells, aggregate_over=aggregate_over)
+
+
+def _cell(base: dict[str, Any], point: tuple[tuple[str, Any], ...]) -> Cell:
+    options = dict(base)
+    labels = {}
+    for axis, value in point:
+        if isinstance(value, dict):
+            options.update(value)
+            labels[axis] = " ".join(f"{key.split('.')[-1]}={_text(v)}" for key, v in value.items())
+        else:
+            options[axis] = value
+            labels[axis] = Path(value).stem if axis == "config" else _text(value)
+    name = "_".join(re.sub(r"[^A-Za-z0-9._=-]+", "-", label) for label in labels.values())
+    return Cell(labels=labels, options=options, name=name)
+
+
+def _text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)

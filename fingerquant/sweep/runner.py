@@ -1,0 +1,83 @@
+"""Run the cells of a sweep, each ``quantize.py`` in its own process, resuming where it stopped.
+
+A cell is finished when its folder holds ``results.json``. A cell that fails
+leaves ``error.txt`` with the end of its output and the sweep goes on; the next
+run of the sweep tries it again. A folder without either file is a cell that
+was interrupted, and is cleared before it runs again.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from fingerquant.sweep.config import Cell, SweepConfig
+
+QUANTIZE_SCRIPT = Path(__file__).resolve().parents[2] / "quantize.py"
+RESULTS_FILE = "results.json"
+ERROR_FILE = "error.txt"
+ERROR_TAIL_CHARS = 4000
+
+
+@dataclass
+class CellOutcome:
+    """A cell and what came of it: its results, or the error that stopped it."""
+
+    cell: Cell
+    results: dict | None
+    error: str | None
+
+
+def run_sweep(config: SweepConfig, dry_run: bool = False) -> list[CellOutcome]:
+    """Run every unfinished cell in grid order and return the outcome of all cells."""
+    config.output.mkdir(parents=True, exist_ok=True)
+    pending = [
+        cell for cell in config.cells if not (config.output / cell.name / RESULTS_FILE).exists()
+    ]
+    if not dry_run and pending:
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+        )
+        finished = len(config.cells) - len(pending)
+        with Progress(*columns) as progress:
+            task = progress.add_task("sweep", total=len(config.cells), completed=finished)
+            for cell in pending:
+                progress.update(task, description=f"cell {cell.name}")
+                run_cell(cell, config.output / cell.name)
+                progress.advance(task)
+    return [read_outcome(cell, config.output / cell.name) for cell in config.cells]
+
+
+def run_cell(cell: Cell, folder: Path) -> None:
+    """Run one cell in a fresh process; on failure write its error to ``error.txt``."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    command = [sys.executable, str(QUANTIZE_SCRIPT), *cell.arguments(), "--run_dir", str(folder)]
+    start = time.perf_counter()
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    if completed.returncode != 0 or not (folder / RESULTS_FILE).exists():
+        output = (completed.stdout + completed.stderr)[-ERROR_TAIL_CHARS:]
+        (folder / ERROR_FILE).write_text(
+            f"exit code {completed.returncode} after {time.perf_counter() - start:.0f} s\n"
+            f"command: {' '.join(command)}\n{output}"
+        )
+
+
+def read_outcome(cell: Cell, folder: Path) -> CellOutcome:
+    """Return the results or the recorded error of a cell, or neither if it has not run."""
+    results_path, error_path = folder / RESULTS_FILE, folder / ERROR_FILE
+    if results_path.exists():
+        return CellOutcome(cell, json.loads(results_path.read_text()), None)
+    if error_path.exists():
+        lines = [line for line in error_path.read_text().splitlines() if "error" in line.lower()]
+        return CellOutcome(cell, None, lines[-1] if lines else "failed, see error.txt")
+    return CellOutcome(cell, None, None)
