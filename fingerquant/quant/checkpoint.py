@@ -2,9 +2,10 @@
 
 The file is a ``torch.save`` dict. ``layers`` lists, per quantized layer, what
 an integer runtime needs (uint8 weight codes ``q`` with per-channel ``scale`` and
-``zero_point``, the FP bias, the input's ``scale`` and ``zero_point``, bit
-widths). ``fp_state`` and ``quant_state`` rebuild the simulated model exactly,
-so that ``load_quantized`` returns the same predictions as the run that saved it.
+``zero_point``, the FP bias, the float ``output_offset`` that constant input channels add,
+the input's ``scale`` and ``zero_point``, bit widths). ``fp_state`` and
+``quant_state`` rebuild the simulated model exactly, so that ``load_quantized``
+returns the same predictions as the run that saved it.
 """
 
 import io
@@ -35,6 +36,7 @@ def layer_record(name: str, layer) -> dict[str, Any]:
         "weight_zero_point": weight_quantizer.zero_point.detach().clone(),
         "weight_bits": weight_quantizer.config.bits,
         "bias": None if layer.bias is None else layer.bias.detach().clone(),
+        "output_offset": None if layer.output_offset is None else layer.output_offset.clone(),
         "input_scale": input_quantizer.scale.detach().clone(),
         "input_zero_point": input_quantizer.zero_point.detach().clone(),
         "input_bits": input_quantizer.config.bits,
@@ -107,6 +109,10 @@ def load_quantized(path: str | Path) -> tuple[QuantizedModel, dict[str, Any]]:
     for block in model.blocks:
         if block.name in payload["adaround_layers"]:
             block.layer.use_adaround().harden()
+    for index, block in enumerate(model.blocks):
+        offset = payload["quant_state"].get(f"blocks.{index}.layer.output_offset")
+        if offset is not None:
+            block.layer.output_offset = torch.zeros_like(offset)
     model.load_state_dict(payload["quant_state"])
     model.set_quant_state(weight_quant=True, act_quant=True)
     return model.eval(), payload

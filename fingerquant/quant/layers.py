@@ -95,6 +95,9 @@ class QuantLayer(nn.Module):
         self.input_quantizer = ActivationQuantizer(act_config, range_config)
         self.weight_quant_enabled = False
         self.act_quant_enabled = False
+        # Contribution of constant input channels, added to the output in floating point;
+        # set by ``freeze_dead_channels``, None otherwise.
+        self.register_buffer("output_offset", None)
 
     @property
     def weight(self) -> Tensor:
@@ -132,7 +135,10 @@ class QuantLayer(nn.Module):
         if self.act_quant_enabled:
             x = self.input_quantizer(x, fp_input)
         weight = self.quantized_weight() if self.weight_quant_enabled else self.weight
-        return self.layer_forward(x, weight)
+        output = self.layer_forward(x, weight)
+        if self.output_offset is not None:
+            output = output + self.output_offset
+        return output
 
     def layer_forward(self, x: Tensor, weight: Tensor) -> Tensor:
         """Apply the layer's operation with the given weight and the FP bias."""

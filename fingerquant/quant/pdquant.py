@@ -30,6 +30,7 @@ from fingerquant.errors import DataError
 from fingerquant.models import create_model
 from fingerquant.quant.calibrate import calibrate_activation_ranges
 from fingerquant.quant.correction import batch_norms, correction_loss
+from fingerquant.quant.dead_channels import freeze_dead_channels
 from fingerquant.quant.losses import (
     BetaSchedule,
     lp_loss,
@@ -109,6 +110,9 @@ class PDQuantModule(L.LightningModule):
             stored as log(s_a), so the rate applied is ``act_lr / s_a`` at the block's start.
         dc_lr: Adam learning rate of the corrected inputs.
         range_p: Exponent p of the Lp range search of stage 1.
+        bias_correction: End stage 1 by subtracting from each layer's bias the mean
+            error of its round-to-nearest output per channel on the calibration set
+            (Nagel et al., 2019), so that no method starts from a systematic shift.
         seed: Seed of the calibration set and of the mini-batch order.
         log_every_n_iters: Iterations between two TensorBoard points of each loss curve.
     """
@@ -136,6 +140,7 @@ class PDQuantModule(L.LightningModule):
         act_lr: float = 4e-5,
         dc_lr: float = 1e-3,
         range_p: float = 2.4,
+        bias_correction: bool = True,
         seed: int = 0,
         log_every_n_iters: int = 10,
     ) -> None:
@@ -179,6 +184,7 @@ class PDQuantModule(L.LightningModule):
         self.quant_config = config
         self.qmodel = quantize_model(network, config)
         self.reference = copy.deepcopy(self.qmodel).requires_grad_(False)
+        self.fp_network = network.requires_grad_(False)
         self.p = p if p is not None else self.components.default_p
 
         self.test_fp_acc = MulticlassAccuracy(self.num_classes, average="micro")
@@ -214,7 +220,10 @@ class PDQuantModule(L.LightningModule):
         self.calibration_size = len(images)
         self.calibration = images.detach().clone()
 
+        self.dead_channels = freeze_dead_channels([self.reference, self.qmodel], self.calibration)
         calibrate_activation_ranges(self.qmodel, self.calibration.split(RANGE_BATCH_SIZE))
+        if self.hparams.bias_correction:
+            self._correct_biases()
         self.qmodel.set_quant_state(weight_quant=False, act_quant=False)
         with torch.no_grad():
             self.fp_logits = self.reference(self.calibration)
@@ -240,6 +249,17 @@ class PDQuantModule(L.LightningModule):
         if self.schedule.total_steps == 0:
             for index in range(len(self.qmodel.blocks)):
                 self._finish_block(index)
+
+    @torch.no_grad()
+    def _correct_biases(self) -> None:
+        """Shift each layer's bias by the mean error of its quantized output, first to last."""
+        for index, block in enumerate(self.qmodel.blocks):
+            reference = self.reference.blocks[index]
+            quant_input = self.qmodel.forward_blocks(self.calibration, 0, index)
+            fp_input = self.reference.forward_blocks(self.calibration, 0, index)
+            error = block.layer(block.pre(quant_input)) - reference.layer(reference.pre(fp_input))
+            if block.layer.bias is not None:
+                block.layer.module.bias -= error.mean(dim=[0, *range(2, error.dim())])
 
     def _allocate_dc_inputs(self) -> dict[int, Tensor]:
         """Create the trainable corrected inputs, one per block that runs DC."""
@@ -451,7 +471,7 @@ class PDQuantModule(L.LightningModule):
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         images, labels = batch
-        fp_pred = self.reference(images).argmax(dim=1)
+        fp_pred = self.fp_network(images).argmax(dim=1)
         quant_pred = self.qmodel(images).argmax(dim=1)
         self.test_fp_acc.update(fp_pred, labels)
         self.test_quant_acc.update(quant_pred, labels)
