@@ -142,7 +142,7 @@ def main(args: list[str] | None = None) -> int:
         run_dir = Path(cli.config.run_dir)
         results = run_quantization(cli.model, cli.datamodule, cli.trainer, run_dir)
     except (*INPUT_ERRORS, FileExistsError) as error:
-        console.print(f"[red]error:[/red] {error}")
+        console.print(f"[red]error:[/red] {error}", soft_wrap=True)
         return 1
     render(results, run_dir)
     return 0

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         touches = load_touches(args.data_dir or default_data_dir(), use_cache=not args.no_cache)
         summary = summarize(touches, time.perf_counter() - start)
     except DataError as error:
-        console.print(f"[red]error:[/red] {error}")
+        console.print(f"[red]error:[/red] {error}", soft_wrap=True)
         return 1
 
     render(summary, console)

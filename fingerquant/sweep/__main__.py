@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_sweep(args.config)
     except DataError as error:
-        console.print(f"[red]error:[/red] {error}")
+        console.print(f"[red]error:[/red] {error}", soft_wrap=True)
         return 1
     if args.output:
         config = type(config)(
