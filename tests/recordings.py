@@ -9,7 +9,9 @@ from fingerquant.data.labels import FINGERS, HANDS
 from fingerquant.data.reader import COLS, ROWS
 
 
-def blob_frame(top: int = 5, left: int = 4, height: int = 3, width: int = 4, value: int = 120) -> np.ndarray:
+def blob_frame(
+    top: int = 5, left: int = 4, height: int = 3, width: int = 4, value: int = 120
+) -> np.ndarray:
     """Return a 27 x 15 frame of small noise with one rectangular blob."""
     frame = np.zeros((ROWS, COLS), np.int64)
     frame[::3, ::2] = -2
