@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up the environment, then run the main job on the CapFingerId recordings in
-# $FINGERQUANT_DATA (default data/capfingerid; downloaded there when empty).
+# $FINGERQUANT_DATA (default data/capfingerid).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -63,8 +63,8 @@ def find_recordings(data_dir: str | Path) -> list[Path]:
     folder = Path(data_dir)
     if not folder.is_dir():
         raise DataError(
-            f"Data folder not found: {folder}. Set FINGERQUANT_DATA or pass --data.data_dir "
-            "to a folder of CapFingerId recordings."
+            f"Data folder not found: {folder}. Point FINGERQUANT_DATA, or the command's data "
+            "folder argument, at a folder of CapFingerId recordings."
         )
     recordings = _list_folder(folder)
     if not recordings and (folder / "data").is_dir():
@@ -94,10 +94,11 @@ def process_folder(
     """Read every recording of ``data_dir`` and extract its single-blob touches."""
     files = find_recordings(data_dir)
     if not files:
+        others = sorted(path.name for path in Path(data_dir).iterdir())[:3]
+        ignored = f" (ignored: {', '.join(others)})" if others else ""
         raise DataError(
-            f"No recordings in {data_dir}: expected files named {EXPECTED_NAME}. Copy the "
-            "data/ folder of the CapFingerId repository there, or leave the folder empty "
-            "to have it downloaded."
+            f"No recordings in {data_dir}{ignored}: expected files named {EXPECTED_NAME}. "
+            "Copy the data/ folder of the CapFingerId repository there."
         )
 
     workers = min(len(files), workers or os.cpu_count() or 1)
@@ -108,6 +109,7 @@ def process_folder(
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
             parts = list(pool.map(_process_file, files, [rule] * len(files)))
 
+    _warn_mislabelled(files, parts)
     touches = _combine([path.name for path in files], parts)
     _warn_skipped(touches.counts["skipped"], touches.counts["skipped_per_file"])
     return touches
@@ -175,6 +177,33 @@ def _combine(names: list[str], parts: list[dict]) -> TouchSet:
             "skipped_per_file": skipped_per_file,
         },
     )
+
+
+def _warn_mislabelled(files: list[Path], parts: list[dict]) -> None:
+    """Log a warning for each file whose lines carry labels other than its name's.
+
+    The labels on the lines are used; the warning points at a renamed or mixed-up file.
+    """
+    for path, part in zip(files, parts, strict=True):
+        match = FILE_PATTERN.match(path.name)
+        expected = (
+            int(match["participant"]),
+            HANDS.index(match["hand"]),
+            FINGERS.index(match["finger"]),
+        )
+        labels = np.stack([part["participant"], part["hand"], part["finger"]], axis=1)  # (K, 3)
+        mismatched = labels[(labels != expected).any(axis=1)]
+        if len(mismatched):
+            participant, hand, finger = mismatched[0].tolist()
+            logger.warning(
+                "%s: %d touches are labelled P%d %s %s on their lines, not as the file name "
+                "says; the line labels are used.",
+                path.name,
+                len(mismatched),
+                participant,
+                HANDS[hand],
+                FINGERS[finger],
+            )
 
 
 def _warn_skipped(skipped: dict[str, int], skipped_per_file: dict[str, dict[str, int]]) -> None:

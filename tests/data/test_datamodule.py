@@ -160,3 +160,21 @@ def test_recordings_in_data_subfolder(recordings_dir: Path, tmp_path: Path) -> N
     assert np.array_equal(
         process_folder(tmp_path, workers=1).images, process_folder(recordings_dir).images
     )
+
+
+def test_file_name_disagreeing_with_lines_warned(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_recording(tmp_path, 1, "thumb", "right", [frame_line(blob_frame(), 1, "left", "index")])
+
+    with caplog.at_level(logging.WARNING, logger="fingerquant"):
+        touches = process_folder(tmp_path, workers=1)
+    assert "1 touches are labelled P1 left index" in caplog.text
+    assert touches.finger.tolist() == [1]
+
+
+def test_no_recordings_lists_ignored_files(tmp_path: Path) -> None:
+    (tmp_path / "Capmatrix_P10_index.txt.gz").write_text("")
+
+    with pytest.raises(DataError, match=r"ignored: Capmatrix_P10_index.txt.gz"):
+        process_folder(tmp_path)
