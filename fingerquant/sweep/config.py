@@ -78,6 +78,10 @@ def load_sweep(path: str | Path) -> SweepConfig:
         raise DataError(f"{path}: aggregate_over {aggregate_over!r} is not an axis of the grid.")
 
     cells = [_cell(base, point) for point in itertools.product(*axes)]
+    for cell in cells:
+        config_file = cell.options.get("config")
+        if config_file is not None and not Path(config_file).is_file():
+            raise DataError(f"{path}: quantize config {config_file} not found.")
     output = Path(raw.get("output") or Path("runs/sweeps") / path.stem)
     return SweepConfig(output=output, cells=cells, aggregate_over=aggregate_over)
 

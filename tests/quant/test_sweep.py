@@ -75,3 +75,10 @@ def test_cell_names_and_arguments(tmp_path: Path) -> None:
         "--model.method",
         "pdquant",
     ]
+
+
+def test_missing_quantize_config_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"grid": {"config": [str(tmp_path / "absent.yaml")]}}))
+
+    assert main(["--config", str(path)]) == 1
