@@ -73,7 +73,7 @@ class QuantizeCLI(LightningCLI):
         run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config.model)
         if (run_dir / RESULTS_FILE).exists():
             raise FileExistsError(
-                f"{run_dir} already holds the results of a run. Choose another --run_dir; "
+                f"{run_dir} already contains the results of a run. Choose another --run_dir; "
                 "results are never overwritten."
             )
         config.run_dir = str(run_dir)
@@ -127,7 +127,8 @@ def main(args: list[str] | None = None) -> int:
             CapFingerIdDataModule,
             run=False,
             seed_everything_default=0,
-            # A run folder without results.json holds an interrupted run; its config may go.
+            # A run folder without results.json contains an interrupted run,
+            # so its config may be replaced.
             save_config_kwargs={"overwrite": True},
             args=args,
             trainer_defaults={

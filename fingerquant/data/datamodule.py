@@ -36,7 +36,7 @@ class CapFingerIdDataModule(L.LightningDataModule):
 
     Args:
         task: ``thumbs`` (left vs right thumb) or ``fingers`` (10 classes).
-        data_dir: Folder of recordings, or a folder whose ``data/`` holds them.
+        data_dir: Folder of recordings, or a folder whose ``data/`` contains them.
             Defaults to ``$FINGERQUANT_DATA``, else ``data/capfingerid``.
         split: ``participant`` keeps each person on one side; ``random`` splits
             touches and only serves comparisons with results reported that way.
@@ -50,7 +50,7 @@ class CapFingerIdDataModule(L.LightningDataModule):
             quantization seeds, so that they never move participants between sides.
         test_dir: Folder of recordings used whole as the test set, to check a model
             on new people; ``data_dir`` then serves only training and validation.
-        download: Fetch the CapFingerId archive when ``data_dir`` holds no recordings.
+        download: Fetch the CapFingerId archive when ``data_dir`` contains no recordings.
         download_url: Where to fetch it from.
     """
 
@@ -89,7 +89,7 @@ class CapFingerIdDataModule(L.LightningDataModule):
         self._datasets: dict[str, TensorDataset] = {}
 
     def prepare_data(self) -> None:
-        """Download the recordings if ``data_dir`` holds none and downloading is allowed."""
+        """Download the recordings if ``data_dir`` contains none and downloading is allowed."""
         if self.hparams.test_dir is not None:
             find_recordings(self.hparams.test_dir)
         folder = Path(self.data_dir)
@@ -137,7 +137,7 @@ class CapFingerIdDataModule(L.LightningDataModule):
     def calibration_set(self, size: int, seed: int | None = None) -> torch.Tensor:
         """Draw ``size`` training images without replacement, (size, 1, 8, 8).
 
-        Returns the whole training split, with a warning, when it holds fewer
+        Returns the whole training split, with a warning, when it contains fewer
         than ``size`` touches; callers record the size they got.
         """
         if size < 1:
@@ -147,7 +147,7 @@ class CapFingerIdDataModule(L.LightningDataModule):
         images = self._datasets["train"].tensors[0]
         if size > len(images):
             logger.warning(
-                "Calibration set of %d requested, but the training split holds %d touches; "
+                "Calibration set of %d requested, but the training split contains %d touches; "
                 "using all of them.",
                 size,
                 len(images),

@@ -16,7 +16,7 @@ from fingerquant.errors import DataError
 logger = logging.getLogger(__name__)
 
 ARCHIVE_URL = "https://github.com/interactionlab/CapFingerId/archive/refs/heads/master.zip"
-"""The upstream repository as a zip archive; its ``data/`` folder holds the recordings."""
+"""The upstream repository as a zip archive; its ``data/`` folder contains the recordings."""
 
 TIMEOUT_SECONDS = 60.0
 
@@ -71,7 +71,7 @@ def _unpack(archive: Path, target: Path, url: str, sha256: str | None) -> list[P
             ]
             if not members:
                 raise DataError(
-                    f"Archive from {url} holds no data/{EXPECTED_NAME} files: it is not the "
+                    f"Archive from {url} contains no data/{EXPECTED_NAME} files: it is not the "
                     "CapFingerId repository."
                 )
             written = []

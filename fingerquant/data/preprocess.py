@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 class TouchSet:
     """All single-blob touches of a recordings folder, one entry per touch (K).
 
-    ``images`` holds clipped, unscaled sensor deltas, so the cache stays exact;
+    ``images`` contains clipped, unscaled sensor deltas, so the cache stays exact;
     divide by ``CELL_SCALE`` to get model inputs.
     """
 

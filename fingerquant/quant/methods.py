@@ -26,7 +26,7 @@ METHODS: tuple[str, ...] = ("rtn", "adaround", "brecq", "qdrop", "pdquant")
 
 @dataclass(frozen=True)
 class Components:
-    """Which parts of PD-Quant a run uses."""
+    """Parts of PD-Quant that a run uses."""
 
     reconstruct: bool
     """Learn AdaRound rounding variables block by block."""

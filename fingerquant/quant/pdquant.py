@@ -206,7 +206,8 @@ class PDQuantModule(L.LightningModule):
         """
         if len(images) < self.hparams.calib_size:
             logger.warning(
-                "Calibration set holds %d touches, fewer than calib_size=%d; using all of them.",
+                "Calibration set contains %d touches, fewer than calib_size=%d, so all of "
+                "them are used.",
                 len(images),
                 self.hparams.calib_size,
             )
