@@ -163,3 +163,18 @@ def test_datamodule_wrong_task(tmp_path: Path) -> None:
         CheckpointMismatchError, match="task 'fingers' in the datamodule, 'thumbs' in the model"
     ):
         _trainer(tmp_path).validate(_thumbs_classifier(), datamodule=TensorDataModule(2, "fingers"))
+
+
+def test_single_sample_batch_skipped(tmp_path: Path) -> None:
+    """A last training batch of one sample must not crash BatchNorm1d."""
+    images = torch.rand(11, 1, 8, 8)
+    labels = torch.arange(11) % 2
+    loader = DataLoader(TensorDataset(images, labels), batch_size=10)
+    trainer = _trainer(tmp_path, enable_checkpointing=False, limit_val_batches=0)
+    classifier = Classifier(model="model1", num_classes=2)
+    classifier.configure_optimizers = lambda: torch.optim.RMSprop(classifier.parameters())
+    trainer.fit(classifier, train_dataloaders=loader)
+    assert trainer.state.finished
+
+    single = (torch.rand(1, 1, 8, 8), torch.tensor([0]))
+    assert classifier.training_step(single, batch_idx=0) is None
