@@ -158,7 +158,9 @@ class CapFingerIdDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator().manual_seed(self.hparams.split_seed)
-        return self._loader("train", shuffle=True, generator=generator)
+        # A last batch of one touch would break BatchNorm1d in training mode.
+        drop_last = len(self._datasets["train"]) % self.hparams.batch_size == 1
+        return self._loader("train", shuffle=True, generator=generator, drop_last=drop_last)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")
