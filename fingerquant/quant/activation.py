@@ -5,11 +5,11 @@ from torch import Tensor, nn
 
 from fingerquant.quant.observer import LpRangeObserver
 from fingerquant.quant.qdrop import qdrop, validate_drop_prob
-from fingerquant.quant.quantizer import QuantizerConfig, fake_quantize, quantize
+from fingerquant.quant.quantizer import ConfiguredGrid, QuantizerConfig, fake_quantize, quantize
 from fingerquant.quant.range_search import RangeSearchConfig
 
 
-class ActivationQuantizer(nn.Module):
+class ActivationQuantizer(ConfiguredGrid, nn.Module):
     """Per-tensor fake quantizer of a layer input, with a learned step size and QDrop.
 
         x_hat = s_a * (clamp(round(x / s_a) + z, quant_min, quant_max) - z),   s_a = exp(log_scale)
@@ -56,18 +56,6 @@ class ActivationQuantizer(nn.Module):
     def scale(self) -> Tensor:
         """Step size ``s_a = exp(log_scale)``."""
         return torch.exp(self.log_scale)
-
-    @property
-    def quant_min(self) -> int:
-        return self.config.quant_min
-
-    @property
-    def quant_max(self) -> int:
-        return self.config.quant_max
-
-    @property
-    def ch_axis(self) -> None:
-        return None
 
     @property
     def is_initialized(self) -> bool:

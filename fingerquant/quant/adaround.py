@@ -14,7 +14,12 @@ hard rounding uses ``h(alpha) >= 0.5``, which is the same as ``alpha >= 0``.
 import torch
 from torch import Tensor, nn
 
-from fingerquant.quant.quantizer import QuantizerConfig, UniformQuantizer, broadcast_qparam
+from fingerquant.quant.quantizer import (
+    ConfiguredGrid,
+    QuantizerConfig,
+    UniformQuantizer,
+    broadcast_qparam,
+)
 
 ZETA = 1.1
 GAMMA = -0.1
@@ -35,7 +40,7 @@ def inverse_rectified_sigmoid(h: Tensor) -> Tensor:
     return torch.log(t / (1 - t))
 
 
-class AdaRoundQuantizer(nn.Module):
+class AdaRoundQuantizer(ConfiguredGrid, nn.Module):
     """Weight fake quantizer whose per-weight rounding direction is learned.
 
     In training mode the rounding is the soft ``h(alpha)``. In eval mode, and always after
@@ -68,18 +73,6 @@ class AdaRoundQuantizer(nn.Module):
     def from_quantizer(cls, quantizer: UniformQuantizer, weight: Tensor) -> "AdaRoundQuantizer":
         """Create an AdaRound quantizer on the grid of a round-to-nearest weight quantizer."""
         return cls(weight, quantizer.scale, quantizer.zero_point, quantizer.config)
-
-    @property
-    def quant_min(self) -> int:
-        return self.config.quant_min
-
-    @property
-    def quant_max(self) -> int:
-        return self.config.quant_max
-
-    @property
-    def ch_axis(self) -> int | None:
-        return self.config.ch_axis
 
     @property
     def is_hard(self) -> bool:

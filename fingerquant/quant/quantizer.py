@@ -126,7 +126,25 @@ def dequantize(q: Tensor, scale: Tensor, zero_point: Tensor, ch_axis: int | None
     return s * (q - z).to(s.dtype)
 
 
-class UniformQuantizer(nn.Module):
+class ConfiguredGrid:
+    """Mixin exposing the grid of ``self.config`` under the torch.ao names."""
+
+    config: QuantizerConfig
+
+    @property
+    def quant_min(self) -> int:
+        return self.config.quant_min
+
+    @property
+    def quant_max(self) -> int:
+        return self.config.quant_max
+
+    @property
+    def ch_axis(self) -> int | None:
+        return self.config.ch_axis
+
+
+class UniformQuantizer(ConfiguredGrid, nn.Module):
     """Fake quantizer with a fixed scale and zero-point, rounding to nearest.
 
     Weights use it per output channel (``ch_axis=0``) until AdaRound replaces it. The
@@ -145,18 +163,6 @@ class UniformQuantizer(nn.Module):
         self.register_buffer("zero_point", zero_point.detach().clone().to(torch.int32))
         assert self.scale.shape == self.zero_point.shape, "scale and zero_point shapes differ"
         assert bool((self.scale > 0).all()), "scale must be positive"
-
-    @property
-    def quant_min(self) -> int:
-        return self.config.quant_min
-
-    @property
-    def quant_max(self) -> int:
-        return self.config.quant_max
-
-    @property
-    def ch_axis(self) -> int | None:
-        return self.config.ch_axis
 
     def forward(self, x: Tensor) -> Tensor:
         return fake_quantize(
