@@ -32,6 +32,7 @@ from fingerquant.classifier import CheckpointMismatchError
 from fingerquant.data import CapFingerIdDataModule
 from fingerquant.errors import DataError
 from fingerquant.logs import setup_logging
+from fingerquant.paths import LOCK_FILE, claim_folder
 from fingerquant.quant.pdquant import NonFiniteLossError, PDQuantModule
 from fingerquant.quant.run import RESULTS_FILE, run_quantization
 
@@ -45,6 +46,9 @@ INPUT_ERRORS = (
 )
 
 logger = logging.getLogger("fingerquant.quantize")
+
+CLAIMED_LOCKS: list[Path] = []
+"""Run-folder locks this process took; ``main`` releases them however the run ends."""
 
 
 class QuantizeCLI(LightningCLI):
@@ -70,12 +74,13 @@ class QuantizeCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         """Choose the run folder and point the TensorBoard logger and config file at it."""
         config = self.config
-        run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config.model)
+        run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
         if (run_dir / RESULTS_FILE).exists():
             raise FileExistsError(
                 f"{run_dir} already contains the results of a run. Choose another --run_dir; "
                 "results are never overwritten."
             )
+        CLAIMED_LOCKS.append(claim_folder(run_dir))
         config.run_dir = str(run_dir)
         torch.set_num_threads(config.num_threads)
         config.trainer.logger = {
@@ -84,15 +89,18 @@ class QuantizeCLI(LightningCLI):
         }
 
 
-def default_run_dir(model_config: Any) -> Path:
-    """Return the first free ``runs/quantize/<checkpoint>-<method>-w<w>a<a>[-N]`` folder."""
-    stem = Path(model_config.checkpoint).stem
-    base = (
-        Path("runs/quantize")
-        / f"{stem}-{model_config.method}-w{model_config.w_bits}a{model_config.a_bits}"
-    )
+def default_run_dir(config: Any) -> Path:
+    """Return the first free ``runs/quantize/<task>-<checkpoint>-<method>-w<w>a<a>[-N]`` folder.
+
+    A folder is taken once it holds a config, results or another run's lock.
+    """
+    model = config.model
+    stem = Path(model.checkpoint).stem
+    name = f"{config.data.task}-{stem}-{model.method}-w{model.w_bits}a{model.a_bits}"
+    base = Path("runs/quantize") / name
     candidate, number = base, 1
-    while (candidate / RESULTS_FILE).exists() or (candidate / "config.yaml").exists():
+    taken = (RESULTS_FILE, "config.yaml", LOCK_FILE)
+    while any((candidate / file).exists() for file in taken):
         number += 1
         candidate = base.with_name(f"{base.name}-{number}")
     return candidate
@@ -145,6 +153,9 @@ def main(args: list[str] | None = None) -> int:
     except (*INPUT_ERRORS, FileExistsError) as error:
         console.print(f"[red]error:[/red] {error}", soft_wrap=True)
         return 1
+    finally:
+        while CLAIMED_LOCKS:
+            CLAIMED_LOCKS.pop().unlink(missing_ok=True)
     render(results, run_dir)
     return 0
 

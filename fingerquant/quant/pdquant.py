@@ -423,7 +423,7 @@ class PDQuantModule(L.LightningModule):
         for name, value in terms.items():
             if not torch.isfinite(value).all():
                 raise NonFiniteLossError(
-                    f"Loss term {name!r} is {float(value)} in block "
+                    f"Loss term {name!r} is {float(value.detach())} in block "
                     f"{self.block_names[phase.block]!r}, "
                     f"phase {phase.kind}, iteration {iteration}. Lower the learning rates "
                     "(weight_lr, act_lr, dc_lr) or raise lambda_r and lambda_c."
@@ -446,7 +446,8 @@ class PDQuantModule(L.LightningModule):
         writer = self.logger.experiment
         name = self.block_names[phase.block]
         for term, value in terms.items():
-            writer.add_scalar(f"{phase.kind}/{name}/{term}", float(value), global_step=step)
+            tag = f"{phase.kind}/{name}/{term}"
+            writer.add_scalar(tag, float(value.detach()), global_step=step)
         groups = ["input"] if phase.kind == "dc" else ["alpha", "scale"]
         for group, param_group in zip(groups, optimizer.param_groups, strict=False):
             writer.add_scalar(

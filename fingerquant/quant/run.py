@@ -8,7 +8,7 @@ import lightning as L
 
 from fingerquant.classifier import CheckpointMismatchError
 from fingerquant.data import CapFingerIdDataModule
-from fingerquant.paths import write_atomically
+from fingerquant.paths import write_new
 from fingerquant.quant.checkpoint import save_quantized
 from fingerquant.quant.pdquant import PDQuantModule
 
@@ -63,5 +63,5 @@ def run_quantization(
         "checkpoint": hparams.checkpoint,
     }
     save_quantized(run_dir / CHECKPOINT_FILE, module, results)
-    write_atomically(run_dir / RESULTS_FILE, json.dumps(results, indent=2).encode())
+    write_new(run_dir / RESULTS_FILE, json.dumps(results, indent=2).encode())
     return results

@@ -1,0 +1,26 @@
+"""Run folders: a lock keeps a second run out, and results are never replaced."""
+
+from pathlib import Path
+
+import pytest
+
+from fingerquant.paths import LOCK_FILE, claim_folder, write_new
+
+
+def test_second_claim_rejected(tmp_path: Path) -> None:
+    lock = claim_folder(tmp_path / "run")
+
+    with pytest.raises(FileExistsError, match="in use by another run"):
+        claim_folder(tmp_path / "run")
+    lock.unlink()
+    assert claim_folder(tmp_path / "run").name == LOCK_FILE
+
+
+def test_results_never_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    write_new(path, b"first")
+
+    with pytest.raises(FileExistsError, match="never overwritten"):
+        write_new(path, b"second")
+    assert path.read_bytes() == b"first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
