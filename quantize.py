@@ -18,6 +18,7 @@ overwritten.
 
 import logging
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,10 @@ def render(results: dict, run_dir: Path) -> None:
 
 def main(args: list[str] | None = None) -> int:
     setup_logging()
+    # The FP reference networks stay in eval mode on purpose, and the LeafSpec notice
+    # comes from Lightning 2.6's own code; neither asks anything of the user.
+    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     console = Console(stderr=True)
     try:
         cli = QuantizeCLI(
@@ -145,6 +150,7 @@ def main(args: list[str] | None = None) -> int:
                 "num_sanity_val_steps": 0,
                 "limit_val_batches": 0,
                 "log_every_n_steps": 50,
+                "enable_model_summary": False,
                 "callbacks": [RichProgressBar()],
             },
         )

@@ -38,6 +38,10 @@ from fingerquant.quant.wrap import QuantizedModel
 
 ModelKind = Literal["quantized", "classifier", "onnx"]
 
+CHECKPOINT_FILES = (
+    "a quantized checkpoint (quantized.pt from quantize.py) or a classifier checkpoint "
+    "(.ckpt from train.py)"
+)
 EXPECTED_FILES = (
     "a quantized checkpoint (quantized.pt from quantize.py), a classifier checkpoint "
     "(.ckpt from train.py) or an ONNX model from python -m fingerquant.export"
@@ -84,7 +88,7 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
         stored = torch.load(path, map_location="cpu", weights_only=False)
     except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError) as error:
         raise DataError(
-            f"{path}: not a readable checkpoint ({error}). Expected {EXPECTED_FILES}."
+            f"{path}: not a PyTorch checkpoint file. Expected {CHECKPOINT_FILES}."
         ) from error
 
     if isinstance(stored, dict) and stored.get("format") == QUANTIZED_FORMAT:
@@ -105,7 +109,7 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
         names = hparams.get("class_names") or (class_names(task) if task in TASKS else None)
         names = list(names) if names else [str(i) for i in range(hparams["num_classes"])]
         return LoadedCheckpoint(path, "classifier", network, hparams["model"], task, names, hparams)
-    raise DataError(f"{path}: not a fingerquant checkpoint. Expected {EXPECTED_FILES}.")
+    raise DataError(f"{path}: not a fingerquant checkpoint. Expected {CHECKPOINT_FILES}.")
 
 
 def export_checkpoint(loaded: LoadedCheckpoint) -> onnx.ModelProto:

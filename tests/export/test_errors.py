@@ -40,7 +40,8 @@ def test_export_wrong_file(text_file: Path, tmp_path: Path, capsys) -> None:
     assert export_main([str(text_file), str(tmp_path / "out.onnx")]) == 1
 
     message = error_line(capsys)
-    assert f"{text_file}: not a readable checkpoint" in message
+    assert f"{text_file}: not a PyTorch checkpoint file" in message
+    assert "ONNX" not in message
     assert "Expected a quantized checkpoint" in message
 
 
