@@ -8,11 +8,11 @@ A LightningCLI over :class:`~fingerquant.quant.pdquant.PDQuantModule` and
         --model.method rtn --model.w_bits 2 --run_dir runs/quantize/rtn-w2a4
     python quantize.py --print_config
 
-Stage 1 (ranges) and stage 2 (distribution correction and reconstruction,
-block by block) run inside one ``fit``; the test split then measures the FP
-and quantized accuracy and their agreement. The run folder receives the
-TensorBoard events (every loss term per block), ``config.yaml``,
-``quantized.pt`` and ``results.json``; an existing run's results are never
+Stage 1 (ranges) runs before ``fit``, and stage 2 (distribution correction and
+reconstruction, block by block) runs inside one ``fit``. The test split then
+measures the FP and quantized accuracy and their agreement. The run folder
+receives the TensorBoard events (every loss term per block), ``config.yaml``,
+``quantized.pt`` and ``results.json``. An existing run's results are never
 overwritten.
 """
 
@@ -100,8 +100,8 @@ def default_run_dir(config: Any) -> Path:
     name = f"{config.data.task}-{stem}-{model.method}-w{model.w_bits}a{model.a_bits}"
     base = Path("runs/quantize") / name
     candidate, number = base, 1
-    taken = (RESULTS_FILE, "config.yaml", LOCK_FILE)
-    while any((candidate / file).exists() for file in taken):
+    occupied = (RESULTS_FILE, "config.yaml", LOCK_FILE)
+    while any((candidate / file).exists() for file in occupied):
         number += 1
         candidate = base.with_name(f"{base.name}-{number}")
     return candidate
@@ -129,8 +129,8 @@ def render(results: dict, run_dir: Path) -> None:
 
 def main(args: list[str] | None = None) -> int:
     setup_logging()
-    # The FP reference networks stay in eval mode on purpose, and the LeafSpec notice
-    # comes from Lightning 2.6's own code; neither asks anything of the user.
+    # The FP reference networks stay in eval mode on purpose. The LeafSpec notice comes
+    # from Lightning 2.6's own code, so neither warning calls for a change by the user.
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     console = Console(stderr=True)

@@ -1,9 +1,10 @@
 """Raw recordings to 8 x 8 touches: fingerquant against a per-frame implementation.
 
-Times fingerquant's pipeline (no cache) on the whole folder, then runs it and a
-per-frame implementation of the upstream method (a loop over lines, a flood
-fill per pixel), as published and tightened, side by side on a few files, checks
-that all find the same touches, and prints the times and ratios. Finally it times a cached load.
+Times fingerquant's pipeline (no cache) on the whole folder. Then it runs the
+pipeline side by side with a per-frame implementation of the upstream method (a
+loop over lines, a flood fill per pixel), as published and tightened, on a few
+files. It checks that all find the same touches and prints the times and ratios.
+Finally it times a cached load.
 
     python benchmarks/preprocess.py [DATA_DIR] [--files 3]
 """
@@ -27,10 +28,10 @@ ROWS, COLS, THRESHOLD = 27, 15, 30
 def per_frame_touches(path: Path, upstream: bool) -> list[np.ndarray]:
     """Return the 8 x 8 touch images of one file, one line and one pixel at a time.
 
-    With ``upstream`` the per-line work follows the upstream notebook: the cells
-    become a NumPy array of strings, empty and ``-`` cells are set to ``0``, the
-    array is cast to int, and this conversion runs twice per line (once for the
-    image, once for the timestamp column); blobs are found by a flood fill
+    With ``upstream`` the per-line work follows the upstream notebook. The cells
+    become a NumPy array of strings, empty and ``-`` cells are set to ``0``, and
+    the array is cast to int. This conversion runs twice per line, once for the
+    image and once for the timestamp column. Blobs are found by a flood fill
     restarted from every cell, with visited cells kept in a list. Without it, a
     tightened loop parses once with ``int`` and floods each blob once. The blob
     rule and crop are fingerquant's in both, so the touches can be compared.

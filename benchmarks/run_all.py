@@ -2,9 +2,10 @@
 
     python benchmarks/run_all.py [--data DIR] [--only preprocess train_throughput ...]
 
-Each benchmark runs as its own process; its printed figures go into the page
-verbatim under the command that produced them, with the machine's CPU count and
-load average at the start, since other work on the machine changes the figures.
+Each benchmark runs as its own process. Its printed figures go into the page
+verbatim under the command that produced them. The machine's CPU count and the
+load average at the start go with them, since other work on the machine changes
+the figures.
 """
 
 import argparse
@@ -38,9 +39,10 @@ def run(name: str, arguments: list[str]) -> str:
     except subprocess.TimeoutExpired:
         output, status = "", f" (timed out after {TIMEOUT_SECONDS} s)"
     seconds = time.perf_counter() - start
-    shown = " ".join(["python", *arguments])
+    command_text = " ".join(["python", *arguments])
     return (
-        f"## {name}{status}\n\n`{shown}`, {seconds:.0f} s, load average {load:.2f} at the start\n\n"
+        f"## {name}{status}\n\n`{command_text}`, {seconds:.0f} s, "
+        f"load average {load:.2f} at the start\n\n"
         f"```\n{output}\n```\n"
     )
 

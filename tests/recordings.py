@@ -58,7 +58,7 @@ def class_blob(hand: int, finger: int, rng: np.random.Generator) -> np.ndarray:
 def write_dataset(folder: Path, participants: int = 6, touches: int = 12, seed: int = 0) -> Path:
     """Write recordings of every finger of both hands for ``participants`` people.
 
-    Each file holds ``touches`` single-blob frames, one PAUSE frame and one empty frame.
+    Each file contains ``touches`` single-blob frames, one PAUSE frame and one empty frame.
     """
     rng = np.random.default_rng(seed)
     for participant in range(1, participants + 1):

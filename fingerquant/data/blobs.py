@@ -1,8 +1,8 @@
 """Touch blob extraction: 27 x 15 capacitive frames to 8 x 8 blob images.
 
-The rules follow the CapFingerId study: cells above ``threshold`` form blobs by
-4-connectivity; a blob whose bounding box is smaller than 2 x 3 cells (in
-either orientation) is a speck and does not count; a frame is a touch when exactly one
+The rules follow the CapFingerId study. Cells above ``threshold`` form blobs by
+4-connectivity. A blob whose bounding box is smaller than 2 x 3 cells (in either
+orientation) is a speck and does not count. A frame is a touch when exactly one
 blob counts. The blob's bounding box, grown by a one-cell border (clipped at the
 frame's edge), is cropped from the frame and pasted at the top-left of an empty
 8 x 8 image, which makes the model independent of where the finger landed.
@@ -22,7 +22,7 @@ IMAGE_SIZE = 8
 CELL_SCALE = 710.0
 """Divisor from clipped sensor deltas to model inputs: the largest cell in the
 CapFingerId recordings, as the upstream study divided by the dataset maximum.
-It is fixed, not measured per dataset, so every model sees the same units."""
+It is fixed, not measured per dataset, so every model gets inputs in the same units."""
 
 
 @dataclass(frozen=True)

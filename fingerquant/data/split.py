@@ -3,7 +3,7 @@
 A participant split keeps every person on one side only, so test accuracy
 measures how the model does on people it never saw. Consecutive frames are
 often exact repeats, so a random split leaks near-copies of training touches
-into the test set; it exists only to compare with results reported that way.
+into the test set. It exists only to compare with results reported that way.
 """
 
 import logging

@@ -2,8 +2,8 @@
 
 In these models BN follows ReLU. A unit whose ReLU output is 0 on all the
 training data has a running variance near 0, so its BN multiplies by about
-``weight / sqrt(eps)`` (up to 316 with eps 1e-5). The FP model never sees that
-gain, because the input is always 0; the quantized model does, since rounding
+``weight / sqrt(eps)`` (up to 316 with eps 1e-5). The gain never acts in the FP
+model, because the input is always 0; the quantized model does, since rounding
 noise can lift the pre-activation above 0, and one such unit can dominate the
 reconstruction loss and the next layer's input.
 

@@ -1,7 +1,7 @@
 """PD-Quant post-training quantization as a LightningModule with manual optimization.
 
 Stage 1 (``calibrate``) sets the activation ranges layer by layer, first to
-last, with the Lp search and an EMA over calibration batches; weight ranges come
+last, with the Lp search and an EMA over calibration batches. Weight ranges come
 from the same search when the model is wrapped. Stage 2 (``fit``) runs, block
 by block, distribution correction of the block's FP input and then
 reconstruction of its AdaRound rounding and activation step sizes:
@@ -254,13 +254,14 @@ class PDQuantModule(L.LightningModule):
     @torch.no_grad()
     def _correct_biases(self) -> None:
         """Shift each layer's bias by the mean error of its quantized output, first to last."""
-        for index, block in enumerate(self.qmodel.blocks):
-            reference = self.reference.blocks[index]
-            quant_input = self.qmodel.forward_blocks(self.calibration, 0, index)
-            fp_input = self.reference.forward_blocks(self.calibration, 0, index)
+        quant_input = fp_input = self.calibration
+        for block, reference in zip(self.qmodel.blocks, self.reference.blocks, strict=True):
             error = block.layer(block.pre(quant_input)) - reference.layer(reference.pre(fp_input))
             if block.layer.bias is not None:
                 block.layer.module.bias -= error.mean(dim=[0, *range(2, error.dim())])
+
+            quant_input = block(quant_input)
+            fp_input = reference(fp_input)
 
     def _allocate_dc_inputs(self) -> dict[int, Tensor]:
         """Create the trainable corrected inputs, one per block that runs DC."""

@@ -1,7 +1,7 @@
 """Run the cells of a sweep, each ``quantize.py`` in its own process, resuming where it stopped.
 
 A cell is finished when its folder contains ``results.json``. A cell that fails
-leaves ``error.txt`` with the end of its output and the sweep goes on; the next
+leaves ``error.txt`` with the end of its output, and the sweep goes on. The next
 run of the sweep tries it again. A folder without either file is a cell that
 was interrupted, and is cleared before it runs again.
 """
