@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dry_run", action="store_true", help="Only rebuild the tables from finished cells."
     )
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="Cells run at once; up to the number of cores."
+    )
     args = parser.parse_args(argv)
 
     console = Console()
@@ -31,12 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as error:
         console.print(f"[red]error:[/red] {error}", soft_wrap=True)
         return 1
+    if args.jobs < 1:
+        console.print(f"[red]error:[/red] --jobs must be at least 1, got {args.jobs}.")
+        return 1
     if args.output:
         config = type(config)(
             output=Path(args.output), cells=config.cells, aggregate_over=config.aggregate_over
         )
 
-    outcomes = run_sweep(config, dry_run=args.dry_run)
+    outcomes = run_sweep(config, dry_run=args.dry_run, jobs=args.jobs)
     write_csv(config.output / "results.csv", outcomes)
     table = markdown_table(outcomes, config.aggregate_over)
     write_atomically(config.output / "results.md", table.encode())

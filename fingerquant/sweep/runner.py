@@ -4,6 +4,9 @@ A cell is finished when its folder contains ``results.json``. A cell that fails
 leaves ``error.txt`` with the end of its output, and the sweep goes on. The next
 run of the sweep tries it again. A folder without either file is a cell that
 was interrupted, and is cleared before it runs again.
+
+With ``jobs`` above 1, that many cells run at once. Each ``quantize.py`` uses
+one PyTorch thread by default, so ``jobs`` can be the number of cores.
 """
 
 import json
@@ -11,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +37,8 @@ class CellOutcome:
     error: str | None
 
 
-def run_sweep(config: SweepConfig, dry_run: bool = False) -> list[CellOutcome]:
-    """Run every unfinished cell in grid order and return the outcome of all cells."""
+def run_sweep(config: SweepConfig, dry_run: bool = False, jobs: int = 1) -> list[CellOutcome]:
+    """Run every unfinished cell, ``jobs`` at a time, and return the outcome of all cells."""
     config.output.mkdir(parents=True, exist_ok=True)
     pending = [
         cell for cell in config.cells if not (config.output / cell.name / RESULTS_FILE).exists()
@@ -47,11 +51,14 @@ def run_sweep(config: SweepConfig, dry_run: bool = False) -> list[CellOutcome]:
             TimeRemainingColumn(),
         )
         finished = len(config.cells) - len(pending)
-        with Progress(*columns) as progress:
+        with Progress(*columns) as progress, ThreadPoolExecutor(max_workers=jobs) as pool:
             task = progress.add_task("sweep", total=len(config.cells), completed=finished)
-            for cell in pending:
-                progress.update(task, description=f"cell {cell.name}")
-                run_cell(cell, config.output / cell.name)
+            running = {
+                pool.submit(run_cell, cell, config.output / cell.name): cell for cell in pending
+            }
+            for future in as_completed(running):
+                future.result()
+                progress.update(task, description=f"done {running[future].name}")
                 progress.advance(task)
     return [read_outcome(cell, config.output / cell.name) for cell in config.cells]
 

@@ -43,7 +43,7 @@ def test_sweep_resumes_and_records_failures(
     finished = (cells / "8_0" / "results.json").stat().st_mtime_ns
     (cells / "4_0" / "results.json").unlink()
     sweep = write_sweep(tmp_path, fingers_checkpoint, recordings_dir, [8, 4])
-    assert main(["--config", str(sweep)]) == 0
+    assert main(["--config", str(sweep), "--jobs", "2"]) == 0
     assert (cells / "8_0" / "results.json").stat().st_mtime_ns == finished
     assert (cells / "4_0" / "results.json").exists()
 
@@ -82,3 +82,11 @@ def test_missing_quantize_config_rejected(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"grid": {"config": [str(tmp_path / "absent.yaml")]}}))
 
     assert main(["--config", str(path)]) == 1
+
+
+def test_jobs_below_one_rejected(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"grid": {"config": ["configs/quantize/thumbs_model1.yaml"]}}))
+
+    assert main(["--config", str(path), "--jobs", "0"]) == 1
+    assert "--jobs must be at least 1" in capsys.readouterr().out

@@ -1,0 +1,29 @@
+"""Finished quantization runs of a sweep, read from each cell's ``results.json``."""
+
+import json
+from pathlib import Path
+
+from fingerquant.errors import DataError
+
+RESULTS_FILE = "results.json"
+
+
+def load_runs(*sweep_folders: Path) -> list[dict]:
+    """Return the results of every finished cell under the given sweep folders.
+
+    A cell without ``results.json`` (failed, interrupted or not yet run) is left
+    out, so tables built from a sweep still running show what has finished.
+    """
+    runs = []
+    for folder in sweep_folders:
+        if not folder.is_dir():
+            raise DataError(
+                f"Sweep folder not found: {folder}. Run its sweep first "
+                "(python -m fingerquant.sweep --config configs/sweeps/<name>.yaml)."
+            )
+        for path in sorted(folder.glob(f"*/{RESULTS_FILE}")):
+            try:
+                runs.append(json.loads(path.read_text()))
+            except json.JSONDecodeError as error:
+                raise DataError(f"{path}: invalid JSON ({error}).") from error
+    return runs
