@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,13 +53,26 @@ def run_sweep(config: SweepConfig, dry_run: bool = False, jobs: int = 1) -> list
         finished = len(config.cells) - len(pending)
         with Progress(*columns) as progress, ThreadPoolExecutor(max_workers=jobs) as pool:
             task = progress.add_task("sweep", total=len(config.cells), completed=finished)
-            running = {
-                pool.submit(run_cell, cell, config.output / cell.name): cell for cell in pending
-            }
-            for future in as_completed(running):
-                future.result()
-                progress.update(task, description=f"done {running[future].name}")
-                progress.advance(task)
+            queue = iter(pending)
+            running: dict[Future, Cell] = {}
+
+            def start_next() -> None:
+                cell = next(queue, None)
+                if cell is not None:
+                    running[pool.submit(run_cell, cell, config.output / cell.name)] = cell
+
+            # A cell starts only when another ends, so an error or Ctrl-C here starts no
+            # more cells. Ctrl-C also reaches the running cells' processes, which stop.
+            for _ in range(jobs):
+                start_next()
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    cell = running.pop(future)
+                    future.result()
+                    progress.update(task, description=f"done {cell.name}")
+                    progress.advance(task)
+                    start_next()
     return [read_outcome(cell, config.output / cell.name) for cell in config.cells]
 
 

@@ -2,8 +2,10 @@
 
 from pathlib import Path
 
+import pytest
 import yaml
 
+from fingerquant.sweep import runner
 from fingerquant.sweep.__main__ import main
 from fingerquant.sweep.config import load_sweep
 
@@ -90,3 +92,19 @@ def test_jobs_below_one_rejected(tmp_path: Path, capsys) -> None:
 
     assert main(["--config", str(path), "--jobs", "0"]) == 1
     assert "--jobs must be at least 1" in capsys.readouterr().out
+
+
+def test_interrupt_cancels_pending_cells(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "sweep.yaml"
+    config = {"output": str(tmp_path / "cells"), "grid": {"seed_everything": list(range(6))}}
+    path.write_text(yaml.safe_dump(config))
+    started = []
+
+    def interrupted_cell(cell, folder: Path) -> None:
+        started.append(cell.name)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_cell", interrupted_cell)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_sweep(load_sweep(path), jobs=2)
+    assert len(started) == 2
