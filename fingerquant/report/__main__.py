@@ -17,7 +17,7 @@ from fingerquant.errors import DataError
 from fingerquant.paths import write_atomically
 from fingerquant.report.plots import plot_bit_widths, plot_loss_terms
 from fingerquant.report.runs import RESULTS_FILE, load_runs
-from fingerquant.report.tables import MODELS, ablation_table, writeup_table
+from fingerquant.report.tables import MODELS, ablation_table, bit_width_table, writeup_table
 
 MODEL_NAMES = {"capfingerid": "CapFingerId", "model1": "Model 1", "model2": "Model 2"}
 
@@ -78,6 +78,9 @@ def build_parser() -> ArgumentParser:
     bit_widths = ArgumentParser(description="Accuracy and agreement against bit width.")
     bit_widths.add_argument("sweeps", nargs="+", help="Sweep folders of RTN and PD-Quant runs.")
     bit_widths.add_argument("--output", default="docs/bit_widths.png", help="PNG file.")
+    bit_widths.add_argument(
+        "--table", default="docs/bit_widths.md", help="Markdown file of the plotted accuracy."
+    )
     commands.add_subcommand("bit_widths", bit_widths)
 
     loss_terms = ArgumentParser(description="Reconstruction loss terms per block of one run.")
@@ -100,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         elif command == "ablation":
             page = ablation_page([Path(folder) for folder in options.sweeps])
         elif command == "bit_widths":
-            plot_bit_widths(load_runs(*[Path(folder) for folder in options.sweeps]), output)
-            page = None
+            runs = load_runs(*[Path(folder) for folder in options.sweeps])
+            plot_bit_widths(runs, output)
+            console.print(f"Wrote {output}")
+            page, output = bit_width_table(runs), Path(options.table)
         else:
             plot_loss_terms(Path(options.run_dir), output, title=run_title(Path(options.run_dir)))
             page = None

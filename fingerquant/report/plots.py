@@ -9,10 +9,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from fingerquant.errors import DataError
 from fingerquant.paths import write_atomically
+from fingerquant.report.tables import BIT_WIDTHS, MODELS, TASKS
 
-BIT_WIDTHS = ((8, 8), (4, 4), (3, 3), (2, 4), (2, 2))
-MODELS = ("capfingerid", "model1", "model2")
-TASKS = ("thumbs", "fingers")
 METHOD_STYLES = {"pdquant": ("PD-Quant", "-o"), "rtn": ("round-to-nearest", "--s")}
 RECON_TERMS = ("total", "pd", "reg", "round")
 

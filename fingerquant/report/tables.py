@@ -22,6 +22,8 @@ METHOD_COLUMNS = (
     ("pdquant", "PD-Quant"),
 )
 
+BIT_WIDTHS = ((8, 8), (4, 4), (3, 3), (2, 4), (2, 2))
+
 Setting = tuple[int, int, float]
 """Reconstruction iterations, DC iterations and lambda_r of one PD-Quant run."""
 
@@ -115,6 +117,39 @@ def ablation_table(runs: list[dict], bits: tuple[int, int]) -> str:
                 continue
             cells = [task, model, f"{finished[0]['fp_accuracy']:.2f}"]
             cells.extend(_mean_and_std(group, seeds) for group in members)
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def bit_width_table(runs: list[dict]) -> str:
+    """Return a Markdown table of round-to-nearest and PD-Quant accuracy per bit width.
+
+    Rows are task and model, columns bit widths, and a cell gives
+    ``round-to-nearest / PD-Quant`` test accuracy of seed-0 runs.
+    """
+    accuracy = {
+        (run["task"], run["model"], run["method"], run["w_bits"], run["a_bits"]): run
+        for run in runs
+        if run["seed"] == 0 and run["method"] in ("rtn", "pdquant")
+    }
+    lines = [
+        "| task | model | FP | " + " | ".join(f"W{w}A{a}" for w, a in BIT_WIDTHS) + " |",
+        "|---|---|---:|" + "---:|" * len(BIT_WIDTHS),
+    ]
+    for task in TASKS:
+        for model in MODELS:
+            found = [run for key, run in accuracy.items() if key[:2] == (task, model)]
+            if not found:
+                continue
+            cells = [task, model, f"{found[0]['fp_accuracy']:.2f}"]
+            for w_bits, a_bits in BIT_WIDTHS:
+                pair = [
+                    accuracy.get((task, model, method, w_bits, a_bits))
+                    for method in ("rtn", "pdquant")
+                ]
+                cells.append(
+                    " / ".join(f"{run['quant_accuracy']:.2f}" if run else "-" for run in pair)
+                )
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

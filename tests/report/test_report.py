@@ -10,7 +10,7 @@ from fingerquant.errors import DataError
 from fingerquant.report.__main__ import main
 from fingerquant.report.plots import plot_bit_widths, read_loss_terms
 from fingerquant.report.runs import load_runs
-from fingerquant.report.tables import ablation_table, writeup_table
+from fingerquant.report.tables import ablation_table, bit_width_table, writeup_table
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -79,6 +79,19 @@ def test_ablation_table_mean_and_std() -> None:
     assert row[7] == "93.00 ± 0.00 (95.00 ± 0.00), 2 of 3 seeds"
     assert row[8] == "not run |"
     assert len(table.splitlines()) == 3
+
+
+def test_bit_width_table_pairs_methods() -> None:
+    runs = [
+        make_run(method="rtn", quant_accuracy=90.0),
+        make_run(method="pdquant", quant_accuracy=92.0),
+        make_run(method="pdquant", w_bits=2, a_bits=2, quant_accuracy=80.0),
+        make_run(method="pdquant", seed=1, quant_accuracy=10.0),
+        make_run(method="brecq", w_bits=8, a_bits=8),
+    ]
+    row = bit_width_table(runs).splitlines()[2]
+
+    assert row == "| thumbs | model1 | 94.00 | - / - | 90.00 / 92.00 | - / - | - / - | - / 80.00 |"
 
 
 def test_load_runs_skips_unfinished_cells(tmp_path: Path) -> None:
