@@ -4,6 +4,11 @@ import os
 import tempfile
 from pathlib import Path
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+"""Mode of a new file under the process umask; temporary files are created 0600."""
+
 
 def write_atomically(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename.
@@ -17,6 +22,7 @@ def write_atomically(path: Path, data: bytes) -> None:
     ) as file:
         try:
             file.write(data)
+            os.chmod(file.name, FILE_MODE)
         except BaseException:
             os.unlink(file.name)
             raise
@@ -57,6 +63,7 @@ def write_new(path: Path, data: bytes) -> None:
         dir=path.parent, prefix=f".{path.name}.", delete=False
     ) as file:
         file.write(data)
+        os.chmod(file.name, FILE_MODE)
     try:
         os.link(file.name, path)
     except FileExistsError as error:

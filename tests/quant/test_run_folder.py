@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from fingerquant.paths import LOCK_FILE, claim_folder, write_new
+from fingerquant.paths import FILE_MODE, LOCK_FILE, claim_folder, write_atomically, write_new
 
 
 def test_second_claim_rejected(tmp_path: Path) -> None:
@@ -24,3 +24,11 @@ def test_results_never_replaced(tmp_path: Path) -> None:
         write_new(path, b"second")
     assert path.read_bytes() == b"first"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+
+def test_written_files_follow_umask(tmp_path: Path) -> None:
+    write_atomically(tmp_path / "table.md", b"| a |")
+    write_new(tmp_path / "results.json", b"{}")
+
+    assert (tmp_path / "table.md").stat().st_mode & 0o777 == FILE_MODE
+    assert (tmp_path / "results.json").stat().st_mode & 0o777 == FILE_MODE
