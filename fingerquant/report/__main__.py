@@ -15,6 +15,7 @@ from rich.console import Console
 
 from fingerquant.errors import DataError
 from fingerquant.paths import write_atomically
+from fingerquant.report.losses import pd_share_table
 from fingerquant.report.plots import plot_bit_widths, plot_loss_terms
 from fingerquant.report.runs import RESULTS_FILE, load_runs
 from fingerquant.report.tables import MODELS, ablation_table, bit_width_table, writeup_table
@@ -87,6 +88,14 @@ def build_parser() -> ArgumentParser:
     loss_terms.add_argument("run_dir", help="Run folder with TensorBoard event files.")
     loss_terms.add_argument("--output", default="docs/loss_terms.png", help="PNG file.")
     commands.add_subcommand("loss_terms", loss_terms)
+
+    pd_share = ArgumentParser(description="Each block's loss terms at the end of reconstruction.")
+    pd_share.add_argument("run_dirs", nargs="+", help="Finished PD-Quant run folders.")
+    pd_share.add_argument(
+        "--last_iters", type=int, default=200, help="Iterations averaged at the end of each block."
+    )
+    pd_share.add_argument("--output", default="docs/pd_share.md", help="Markdown file.")
+    commands.add_subcommand("pd_share", pd_share)
     return parser
 
 
@@ -107,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             plot_bit_widths(runs, output)
             console.print(f"Wrote {output}")
             page, output = bit_width_table(runs), Path(options.table)
+        elif command == "pd_share":
+            page = pd_share_table([Path(folder) for folder in options.run_dirs], options.last_iters)
         else:
             plot_loss_terms(Path(options.run_dir), output, title=run_title(Path(options.run_dir)))
             page = None

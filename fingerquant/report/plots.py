@@ -5,14 +5,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from fingerquant.errors import DataError
 from fingerquant.paths import write_atomically
+from fingerquant.report.losses import RECON_TERMS, read_loss_terms
 from fingerquant.report.tables import BIT_WIDTHS, MODELS, TASKS
 
 METHOD_STYLES = {"pdquant": ("PD-Quant", "-o"), "rtn": ("round-to-nearest", "--s")}
-RECON_TERMS = ("total", "pd", "reg", "round")
 
 
 def plot_bit_widths(runs: list[dict], output: Path) -> None:
@@ -55,34 +54,6 @@ def plot_bit_widths(runs: list[dict], output: Path) -> None:
     axes[1, 0].legend(fontsize=8, loc="lower left")
     figure.tight_layout()
     _save(figure, output)
-
-
-def read_loss_terms(run_dir: Path) -> dict[str, dict[str, tuple[list[int], list[float]]]]:
-    """Return ``{block: {term: (iterations, values)}}`` of the reconstruction losses of a run.
-
-    Reads the ``recon/<block>/<term>`` scalars of the TensorBoard event files in
-    ``run_dir``. Iterations count from the start of each block's reconstruction.
-    """
-    event_files = sorted(run_dir.glob("events.out.tfevents.*"))
-    if not event_files:
-        raise DataError(f"No TensorBoard event files in {run_dir}.")
-    terms: dict[str, dict[str, tuple[list[int], list[float]]]] = defaultdict(dict)
-    for path in event_files:
-        events = EventAccumulator(str(path), size_guidance={"scalars": 0})
-        events.Reload()
-        for tag in events.Tags()["scalars"]:
-            parts = tag.split("/")
-            if len(parts) != 3 or parts[0] != "recon" or parts[2] not in RECON_TERMS:
-                continue
-            scalars = events.Scalars(tag)
-            start = scalars[0].step
-            terms[parts[1]][parts[2]] = (
-                [scalar.step - start for scalar in scalars],
-                [scalar.value for scalar in scalars],
-            )
-    if not terms:
-        raise DataError(f"{run_dir} logs no reconstruction losses (recon/<block>/<term>).")
-    return dict(terms)
 
 
 def plot_loss_terms(run_dir: Path, output: Path, title: str | None = None) -> None:

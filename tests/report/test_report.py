@@ -8,7 +8,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 from fingerquant.errors import DataError
 from fingerquant.report.__main__ import main
-from fingerquant.report.plots import plot_bit_widths, read_loss_terms
+from fingerquant.report.losses import pd_share_table, read_loss_terms
+from fingerquant.report.plots import plot_bit_widths
 from fingerquant.report.runs import load_runs
 from fingerquant.report.tables import ablation_table, bit_width_table, writeup_table
 
@@ -138,6 +139,20 @@ def test_loss_terms_from_event_files(tmp_path: Path) -> None:
     assert iterations == list(range(10))
     assert values[0] == pytest.approx(0.01)
     assert terms["classifier.fc"]["pd"] == ([0], [0.5])
+
+
+def test_pd_share_averages_last_iterations(tmp_path: Path) -> None:
+    writer = SummaryWriter(log_dir=str(tmp_path))
+    for iteration in range(0, 1000, 10):
+        late = iteration >= 900
+        writer.add_scalar("recon/features.conv1/reg", 3.0 if late else 100.0, 500 + iteration)
+        writer.add_scalar("recon/features.conv1/pd", 0.1 if late else 9.0, 500 + iteration)
+        writer.add_scalar("recon/features.conv1/round", 2.0, 500 + iteration)
+    writer.close()
+    (tmp_path / "results.json").write_text(json.dumps({"lambda_r": 0.1}))
+    row = pd_share_table([tmp_path], last_iters=100).splitlines()[2]
+
+    assert row == f"| {tmp_path.name} | features.conv1 | 3 | 1 | 25.00 | 2 |"
 
 
 def test_loss_terms_need_event_files(tmp_path: Path) -> None:
