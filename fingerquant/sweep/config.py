@@ -12,7 +12,8 @@
     aggregate_over: seed_everything   # optional: mean and std over this axis in results.md
 
 Keys are ``quantize.py`` options without the leading dashes (``config`` is
-``--config``). An axis whose values are mappings is named freely; its values'
+``--config``). Options from ``base`` and the grid override the same keys of the
+quantize config file. An axis whose values are mappings is named freely; its values'
 keys are the options.
 """
 
@@ -36,8 +37,13 @@ class Cell:
     name: str
 
     def arguments(self) -> list[str]:
-        """Return the options as ``quantize.py`` command-line arguments."""
-        return [part for key, value in self.options.items() for part in (f"--{key}", _text(value))]
+        """Return the options as ``quantize.py`` command-line arguments, ``--config`` first.
+
+        LightningCLI applies arguments in order, so a config file given after an
+        option would reset it; with ``--config`` first, every other option wins.
+        """
+        ordered = sorted(self.options.items(), key=lambda item: item[0] != "config")
+        return [part for key, value in ordered for part in (f"--{key}", _text(value))]
 
 
 @dataclass(frozen=True)

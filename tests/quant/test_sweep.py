@@ -1,5 +1,6 @@
 """Sweep runner: tables, resuming, failed and interrupted cells."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,35 @@ def test_sweep_resumes_and_records_failures(
     assert main(["--config", str(sweep), "--jobs", "2"]) == 0
     assert (cells / "8_0" / "results.json").stat().st_mtime_ns == finished
     assert (cells / "4_0" / "results.json").exists()
+
+
+def test_sweep_options_override_config(
+    fingers_checkpoint: Path, recordings_dir: Path, tmp_path: Path
+) -> None:
+    quantize_config = tmp_path / "quantize.yaml"
+    quantize_config.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"checkpoint": str(fingers_checkpoint), "method": "pdquant"},
+                "data": {"task": "fingers", "data_dir": str(recordings_dir)},
+            }
+        )
+    )
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(
+        yaml.safe_dump(
+            {
+                "output": str(tmp_path / "cells"),
+                "base": {"model.method": "rtn", "model.calib_size": 64},
+                "grid": {"config": [str(quantize_config)]},
+            }
+        )
+    )
+
+    assert main(["--config", str(sweep)]) == 0
+    results = json.loads((tmp_path / "cells" / "quantize" / "results.json").read_text())
+    assert results["method"] == "rtn"
+    assert results["calib_size"] == 64
 
 
 def test_cell_names_and_arguments(tmp_path: Path) -> None:
