@@ -16,6 +16,7 @@ receives the TensorBoard events (every loss term per block), ``config.yaml``,
 overwritten.
 """
 
+import contextlib
 import logging
 import sys
 import warnings
@@ -161,7 +162,11 @@ def main(args: list[str] | None = None) -> int:
         return 1
     finally:
         while CLAIMED_LOCKS:
-            CLAIMED_LOCKS.pop().unlink(missing_ok=True)
+            lock = CLAIMED_LOCKS.pop()
+            lock.unlink(missing_ok=True)
+            # A run rejected before it wrote anything leaves no empty folder behind.
+            with contextlib.suppress(OSError):
+                lock.parent.rmdir()
     render(results, run_dir)
     return 0
 

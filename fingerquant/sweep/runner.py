@@ -86,6 +86,8 @@ def run_cell(cell: Cell, folder: Path) -> None:
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if completed.returncode != 0 or not (folder / RESULTS_FILE).exists():
         output = (completed.stdout + completed.stderr)[-ERROR_TAIL_CHARS:]
+        # quantize.py removes a run folder it rejected before writing anything.
+        folder.mkdir(parents=True, exist_ok=True)
         (folder / ERROR_FILE).write_text(
             f"exit code {completed.returncode} after {time.perf_counter() - start:.0f} s\n"
             f"command: {' '.join(command)}\n{output}"

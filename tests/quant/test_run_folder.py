@@ -32,3 +32,24 @@ def test_written_files_follow_umask(tmp_path: Path) -> None:
 
     assert (tmp_path / "table.md").stat().st_mode & 0o777 == FILE_MODE
     assert (tmp_path / "results.json").stat().st_mode & 0o777 == FILE_MODE
+
+
+def test_rejected_run_leaves_no_folder(fingers_checkpoint: Path, tmp_path: Path) -> None:
+    import quantize
+
+    run_dir = tmp_path / "run"
+    status = quantize.main(
+        [
+            "--config",
+            "configs/quantize/fingers_model1.yaml",
+            "--model.checkpoint",
+            str(fingers_checkpoint),
+            "--model.w_bits",
+            "9",
+            "--run_dir",
+            str(run_dir),
+        ]
+    )
+
+    assert status == 1
+    assert not run_dir.exists()
