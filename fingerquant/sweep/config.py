@@ -13,8 +13,10 @@
 
 Keys are ``quantize.py`` options without the leading dashes (``config`` is
 ``--config``). Options from ``base`` and the grid override the same keys of the
-quantize config file. An axis whose values are mappings is named freely; its values'
-keys are the options.
+quantize config file. Relative paths (``output``, ``config`` files) are taken
+from the current folder, as ``quantize.py`` takes them, not from the sweep file.
+An axis whose values are mappings is named freely; its values' keys are the
+options.
 """
 
 import itertools
@@ -58,13 +60,16 @@ class SweepConfig:
 def load_sweep(path: str | Path) -> SweepConfig:
     """Read and check a sweep file, raising ``DataError`` with the file and key on bad input."""
     path = Path(path)
+    if not path.is_file():
+        raise DataError(f"Sweep config not found: {path} is not a file.")
     try:
         raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError as error:
-        raise DataError(f"Sweep config not found: {path}.") from error
     except yaml.YAMLError as error:
-        raise DataError(f"{path}: invalid YAML ({error}).") from error
-    if not isinstance(raw, dict) or not isinstance(raw.get("grid"), dict) or not raw["grid"]:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise DataError(f"{path}{where}: invalid YAML ({problem}).") from error
+    if not isinstance(raw, dict):
         raise DataError(f"{path}: expected a mapping with a non-empty 'grid' of axes.")
     unknown = set(raw) - {"output", "base", "grid", "aggregate_over"}
     if unknown:
@@ -72,6 +77,8 @@ def load_sweep(path: str | Path) -> SweepConfig:
             f"{path}: unknown keys {', '.join(sorted(unknown))}: expected output, base, grid, "
             "aggregate_over."
         )
+    if not isinstance(raw.get("grid"), dict) or not raw["grid"]:
+        raise DataError(f"{path}: expected a non-empty 'grid' mapping of axes to value lists.")
 
     base = raw.get("base") or {}
     axes = []

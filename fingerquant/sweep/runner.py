@@ -65,14 +65,27 @@ def run_sweep(config: SweepConfig, dry_run: bool = False, jobs: int = 1) -> list
             # more cells. Ctrl-C also reaches the running cells' processes, which stop.
             for _ in range(jobs):
                 start_next()
-            while running:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    cell = running.pop(future)
-                    future.result()
-                    progress.update(task, description=f"done {cell.name}")
-                    progress.advance(task)
-                    start_next()
+            try:
+                while running:
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        future.result()
+                        cell = running.pop(future)
+                        progress.update(task, description=f"done {cell.name}")
+                        progress.advance(task)
+                        start_next()
+            except KeyboardInterrupt:
+                # A cell stopped by Ctrl-C was interrupted, not failed: without error.txt
+                # its folder reads as interrupted, and the next run starts it afresh.
+                wait(running)
+                for cell in running.values():
+                    (config.output / cell.name / ERROR_FILE).unlink(missing_ok=True)
+                raise
+    return collect_outcomes(config)
+
+
+def collect_outcomes(config: SweepConfig) -> list[CellOutcome]:
+    """Return the outcome of every cell of the sweep, as its folder records it."""
     return [read_outcome(cell, config.output / cell.name) for cell in config.cells]
 
 

@@ -6,9 +6,18 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fingerquant.errors import DataError
 from fingerquant.sweep import runner
 from fingerquant.sweep.__main__ import main
 from fingerquant.sweep.config import load_sweep
+
+FAKE_RESULTS = {
+    "fp_accuracy": 90.0,
+    "quant_accuracy": 89.0,
+    "accuracy_drop": 1.0,
+    "agreement": 95.0,
+    "seconds": 1.0,
+}
 
 
 def write_sweep(folder: Path, checkpoint: Path, data_dir: Path, bits: list) -> Path:
@@ -138,3 +147,68 @@ def test_interrupt_cancels_pending_cells(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(KeyboardInterrupt):
         runner.run_sweep(load_sweep(path), jobs=2)
     assert len(started) == 2
+
+
+def test_interrupted_sweep_writes_tables(tmp_path: Path, monkeypatch, capsys) -> None:
+    path = tmp_path / "sweep.yaml"
+    config = {"output": str(tmp_path / "cells"), "grid": {"seed_everything": [0, 1, 2]}}
+    path.write_text(yaml.safe_dump(config))
+
+    def cell_then_interrupt(cell, folder: Path) -> None:
+        folder.mkdir(parents=True)
+        if cell.name == "0":
+            (folder / "results.json").write_text(json.dumps(FAKE_RESULTS))
+            return
+        (folder / "error.txt").write_text("exit code -2\nKeyboardInterrupt")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_cell", cell_then_interrupt)
+    status = main(["--config", str(path)])
+    output = capsys.readouterr().out
+
+    assert status == 130
+    assert "1 of 3 cells finished, 0 failed, 2 not run" in output
+    assert "Run the same command again to resume" in output
+    assert not (tmp_path / "cells" / "1" / "error.txt").exists()
+    assert "| 1 | not run |" in (tmp_path / "cells" / "results.md").read_text()
+
+
+def test_dry_run_counts_cells_not_run(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "sweep.yaml"
+    config = {"output": str(tmp_path / "cells"), "grid": {"seed_everything": [0, 1]}}
+    path.write_text(yaml.safe_dump(config))
+
+    assert main(["--config", str(path), "--dry_run"]) == 1
+    assert "0 of 2 cells finished, 0 failed, 2 not run" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("grid: [unclosed", r"sweep.yaml, line 2, column 1: invalid YAML"),
+        ("gird: {seed_everything: [0]}", "unknown keys gird"),
+        ("output: runs/x", "expected a non-empty 'grid' mapping"),
+        ("- 1", "expected a mapping"),
+    ],
+)
+def test_invalid_sweep_files_rejected(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text + "\n")
+
+    with pytest.raises(DataError, match=message):
+        load_sweep(path)
+
+
+def test_sweep_config_folder_rejected(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="is not a file"):
+        load_sweep(tmp_path)
+
+
+def test_output_file_rejected(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"grid": {"seed_everything": [0]}}))
+    (tmp_path / "taken").write_text("a user's file")
+
+    assert main(["--config", str(path), "--output", str(tmp_path / "taken")]) == 1
+    assert "is a file; expected a folder" in capsys.readouterr().out
+    assert (tmp_path / "taken").read_text() == "a user's file"
