@@ -113,6 +113,19 @@ def read_outcome(cell: Cell, folder: Path) -> CellOutcome:
     if results_path.exists():
         return CellOutcome(cell, json.loads(results_path.read_text()), None)
     if error_path.exists():
-        lines = [line for line in error_path.read_text().splitlines() if "error" in line.lower()]
-        return CellOutcome(cell, None, lines[-1] if lines else "failed, see error.txt")
+        return CellOutcome(cell, None, _error_summary(error_path.read_text()))
     return CellOutcome(cell, None, None)
+
+
+def _error_summary(text: str) -> str:
+    """Return the last line that mentions an error, joined with its indented continuation."""
+    lines = text.splitlines()
+    found = [i for i, line in enumerate(lines) if "error" in line.lower()]
+    if not found:
+        return "failed, see error.txt"
+    summary = [lines[found[-1]].strip()]
+    for line in lines[found[-1] + 1 :]:
+        if not line.startswith((" ", "\t")) or not line.strip():
+            break
+        summary.append(line.strip())
+    return " ".join(summary)

@@ -212,3 +212,26 @@ def test_output_file_rejected(tmp_path: Path, capsys) -> None:
     assert main(["--config", str(path), "--output", str(tmp_path / "taken")]) == 1
     assert "is a file; expected a folder" in capsys.readouterr().out
     assert (tmp_path / "taken").read_text() == "a user's file"
+
+
+def test_error_summary_keeps_continuation(tmp_path: Path) -> None:
+    cell = load_sweep(write_minimal_sweep(tmp_path)).cells[0]
+    folder = tmp_path / "cell"
+    folder.mkdir()
+    (folder / "error.txt").write_text(
+        "exit code 2 after 4 s\nusage: quantize.py [-h]\n"
+        'error: Parser key "model.method":\n'
+        "  Expected a typing.Literal['rtn', 'pdquant']. Got value: foo\n"
+    )
+    outcome = runner.read_outcome(cell, folder)
+
+    assert outcome.error == (
+        'error: Parser key "model.method": '
+        "Expected a typing.Literal['rtn', 'pdquant']. Got value: foo"
+    )
+
+
+def write_minimal_sweep(folder: Path) -> Path:
+    path = folder / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"grid": {"seed_everything": [0]}}))
+    return path
