@@ -1,9 +1,13 @@
-"""Command line: README tables and plots from finished sweeps.
+"""Build the README's tables and plots from finished sweeps and runs.
 
-python -m fingerquant.report writeup runs/sweeps/writeup runs/sweeps/writeup_long
-python -m fingerquant.report ablation runs/sweeps/ablation
-python -m fingerquant.report bit_widths runs/sweeps/main
-python -m fingerquant.report loss_terms RUN_DIR
+Each subcommand writes into the first sweep or run folder it is given unless
+``--output`` names a file. Examples::
+
+    python -m fingerquant.report writeup runs/sweeps/writeup runs/sweeps/writeup_long
+    python -m fingerquant.report ablation runs/sweeps/ablation
+    python -m fingerquant.report bit_widths runs/sweeps/main
+    python -m fingerquant.report loss_terms RUN_DIR
+    python -m fingerquant.report pd_share RUN_DIR [RUN_DIR ...]
 """
 
 import json
@@ -19,6 +23,15 @@ from fingerquant.report.losses import pd_share_table
 from fingerquant.report.plots import plot_bit_widths, plot_loss_terms
 from fingerquant.report.runs import RESULTS_FILE, load_runs
 from fingerquant.report.tables import MODELS, ablation_table, bit_width_table, writeup_table
+
+DEFAULT_OUTPUTS = {
+    "writeup": "writeup_sweeps.md",
+    "ablation": "ablation.md",
+    "bit_widths": "bit_widths.png",
+    "loss_terms": "loss_terms.png",
+    "pd_share": "pd_share.md",
+}
+"""File names written into the first sweep or run folder when ``--output`` is not given."""
 
 MODEL_NAMES = {"capfingerid": "CapFingerId", "model1": "Model 1", "model2": "Model 2"}
 
@@ -63,30 +76,33 @@ def run_title(run_dir: Path) -> str:
 
 def build_parser() -> ArgumentParser:
     """Return the parser with one subcommand per table or plot."""
-    parser = ArgumentParser(prog="python -m fingerquant.report", description=__doc__)
+    parser = ArgumentParser(
+        prog="python -m fingerquant.report",
+        description="Build the README's tables and plots from finished sweeps and runs.",
+    )
     commands = parser.add_subcommands()
 
     writeup = ArgumentParser(description="The write-up's sweep tables beside ours, per model.")
     writeup.add_argument("sweeps", nargs="+", help="Sweep folders of PD-Quant W4A4 runs.")
-    writeup.add_argument("--output", default="docs/writeup_sweeps.md", help="Markdown file.")
+    writeup.add_argument("--output", default=None, help="Markdown file (SWEEP/writeup_sweeps.md).")
     commands.add_subcommand("writeup", writeup)
 
     ablation = ArgumentParser(description="Methods side by side, mean ± std over seeds.")
     ablation.add_argument("sweeps", nargs="+", help="Sweep folders of the ablation runs.")
-    ablation.add_argument("--output", default="docs/ablation.md", help="Markdown file.")
+    ablation.add_argument("--output", default=None, help="Markdown file (SWEEP/ablation.md).")
     commands.add_subcommand("ablation", ablation)
 
     bit_widths = ArgumentParser(description="Accuracy and agreement against bit width.")
     bit_widths.add_argument("sweeps", nargs="+", help="Sweep folders of RTN and PD-Quant runs.")
-    bit_widths.add_argument("--output", default="docs/bit_widths.png", help="PNG file.")
+    bit_widths.add_argument("--output", default=None, help="PNG file (SWEEP/bit_widths.png).")
     bit_widths.add_argument(
-        "--table", default="docs/bit_widths.md", help="Markdown file of the plotted accuracy."
+        "--table", default=None, help="Markdown file of the accuracy (SWEEP/bit_widths.md)."
     )
     commands.add_subcommand("bit_widths", bit_widths)
 
     loss_terms = ArgumentParser(description="Reconstruction loss terms per block of one run.")
     loss_terms.add_argument("run_dir", help="Run folder with TensorBoard event files.")
-    loss_terms.add_argument("--output", default="docs/loss_terms.png", help="PNG file.")
+    loss_terms.add_argument("--output", default=None, help="PNG file (RUN_DIR/loss_terms.png).")
     commands.add_subcommand("loss_terms", loss_terms)
 
     pd_share = ArgumentParser(description="Each block's loss terms at the end of reconstruction.")
@@ -94,7 +110,7 @@ def build_parser() -> ArgumentParser:
     pd_share.add_argument(
         "--last_iters", type=int, default=200, help="Iterations averaged at the end of each block."
     )
-    pd_share.add_argument("--output", default="docs/pd_share.md", help="Markdown file.")
+    pd_share.add_argument("--output", default=None, help="Markdown file (RUN_DIR/pd_share.md).")
     commands.add_subcommand("pd_share", pd_share)
     return parser
 
@@ -104,22 +120,24 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = args.subcommand
     options = args[command]
-    output = Path(options.output)
+    folders = [Path(folder) for folder in options.get("sweeps") or options.get("run_dirs") or []]
+    first = folders[0] if folders else Path(options.run_dir)
+    output = Path(options.output or first / DEFAULT_OUTPUTS[command])
     console = Console()
     try:
         if command == "writeup":
-            page = writeup_page([Path(folder) for folder in options.sweeps])
+            page = writeup_page(folders)
         elif command == "ablation":
-            page = ablation_page([Path(folder) for folder in options.sweeps])
+            page = ablation_page(folders)
         elif command == "bit_widths":
-            runs = load_runs(*[Path(folder) for folder in options.sweeps])
+            runs = load_runs(*folders)
             plot_bit_widths(runs, output)
             console.print(f"Wrote {output}")
-            page, output = bit_width_table(runs), Path(options.table)
+            page, output = bit_width_table(runs), Path(options.table or first / "bit_widths.md")
         elif command == "pd_share":
-            page = pd_share_table([Path(folder) for folder in options.run_dirs], options.last_iters)
+            page = pd_share_table(folders, options.last_iters)
         else:
-            plot_loss_terms(Path(options.run_dir), output, title=run_title(Path(options.run_dir)))
+            plot_loss_terms(first, output, title=run_title(first))
             page = None
     except DataError as error:
         console.print(f"[red]error:[/red] {error}", soft_wrap=True)

@@ -18,9 +18,13 @@ def read_loss_terms(run_dir: Path) -> dict[str, dict[str, tuple[list[int], list[
     Reads the ``recon/<block>/<term>`` scalars of the TensorBoard event files in
     ``run_dir``. Iterations count from the start of each block's reconstruction.
     """
+    if not run_dir.is_dir():
+        raise DataError(f"Run folder not found: {run_dir}. Pass a quantize.py run folder.")
     event_files = sorted(run_dir.glob("events.out.tfevents.*"))
     if not event_files:
-        raise DataError(f"No TensorBoard event files in {run_dir}.")
+        raise DataError(
+            f"No TensorBoard event files in {run_dir}; expected a quantize.py run folder."
+        )
     terms: dict[str, dict[str, tuple[list[int], list[float]]]] = defaultdict(dict)
     for path in event_files:
         events = EventAccumulator(str(path), size_guidance={"scalars": 0})
@@ -47,6 +51,8 @@ def pd_share_table(run_dirs: list[Path], last_iters: int = 200) -> str:
     share is ``(L_PD / lambda_r) / (L_reg + L_PD / lambda_r)``: how much of the
     output-matching loss comes from the prediction difference.
     """
+    if last_iters < 1:
+        raise DataError(f"last_iters must be at least 1, got {last_iters}.")
     lines = [
         "| run | block | L_reg | L_PD / lambda_r | PD share % | L_round |",
         "|---|---|---:|---:|---:|---:|",

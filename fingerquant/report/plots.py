@@ -17,7 +17,7 @@ METHOD_STYLES = {"pdquant": ("PD-Quant", "-o"), "rtn": ("round-to-nearest", "--s
 def plot_bit_widths(runs: list[dict], output: Path) -> None:
     """Plot test accuracy (top row) and agreement with FP (bottom row) against bit width.
 
-    One column per task and one line per model and method, over W8A8, W4A4,
+    One column per task found in the runs and one line per model and method, over W8A8, W4A4,
     W3A3, W2A4 and W2A2. A dotted line marks each model's FP accuracy.
     """
     points: dict[tuple[str, str, str], dict[tuple[int, int], dict]] = defaultdict(dict)
@@ -27,10 +27,13 @@ def plot_bit_widths(runs: list[dict], output: Path) -> None:
     if not points:
         raise DataError("No finished round-to-nearest or PD-Quant runs to plot.")
 
-    figure, axes = plt.subplots(2, len(TASKS), figsize=(11, 7.5), sharex=True)
+    tasks = [task for task in TASKS if any(key[0] == task for key in points)]
+    figure, axes = plt.subplots(
+        2, len(tasks), figsize=(5.5 * len(tasks), 7.5), sharex=True, squeeze=False
+    )
     positions = range(len(BIT_WIDTHS))
     colours = dict(zip(MODELS, plt.get_cmap("tab10").colors, strict=False))
-    for column, task in enumerate(TASKS):
+    for column, task in enumerate(tasks):
         for model in MODELS:
             for method, (method_name, style) in METHOD_STYLES.items():
                 by_bits = points.get((task, model, method), {})

@@ -21,6 +21,10 @@ def load_runs(*sweep_folders: Path) -> list[dict]:
                 f"Sweep folder not found: {folder}. Run its sweep first "
                 "(python -m fingerquant.sweep --config configs/sweeps/<name>.yaml)."
             )
+        if (folder / RESULTS_FILE).is_file():
+            raise DataError(
+                f"{folder} is the folder of one run; pass the sweep folder that contains its cells."
+            )
         for path in sorted(folder.glob(f"*/{RESULTS_FILE}")):
             try:
                 runs.append(json.loads(path.read_text()))

@@ -171,7 +171,7 @@ def _percent(value: float | None) -> str:
 def _accuracy_and_agreement(run: dict | None) -> str:
     if run is None:
         return "not run"
-    return f"{run['quant_accuracy']:.2f} ({run['agreement']:.1f})"
+    return f"{run['quant_accuracy']:.2f} ({run['agreement']:.2f})"
 
 
 def _mean_and_std(group: list[dict], seeds: int) -> str:

@@ -52,7 +52,7 @@ def test_writeup_table_places_both_sides() -> None:
     lines = writeup_table(runs, "model1").splitlines()
 
     assert lines[2] == "| FP | | | 91.50 | 94.00 | 48.96 | 32.00 |"
-    assert "| 2000 | 100 | 0.1 | 91.09 | 92.50 (96.2) | 43.94 | 30.00 (80.0) |" in lines
+    assert "| 2000 | 100 | 0.1 | 91.09 | 92.50 (96.25) | 43.94 | 30.00 (80.00) |" in lines
     assert "| 20000 | 500 | 0.1 | 84.41 | not run | 10.05 | not run |" in lines
     assert lines[3].startswith("| 20000 |")
 
@@ -61,7 +61,7 @@ def test_writeup_table_adds_settings_of_ours() -> None:
     runs = [make_run(recon_iters=100, dc_iters=500)]
     table = writeup_table(runs, "model1")
 
-    assert "| 100 | 500 | 0.1 |  | 93.00 (95.0) |  | not run |" in table
+    assert "| 100 | 500 | 0.1 |  | 93.00 (95.00) |  | not run |" in table
 
 
 def test_ablation_table_mean_and_std() -> None:
@@ -99,6 +99,13 @@ def test_load_runs_skips_unfinished_cells(tmp_path: Path) -> None:
     write_sweep(tmp_path, [make_run(), make_run(seed=1)])
 
     assert [run["seed"] for run in load_runs(tmp_path)] == [0, 1]
+
+
+def test_load_runs_rejects_run_folder(tmp_path: Path) -> None:
+    (tmp_path / "results.json").write_text(json.dumps(make_run()))
+
+    with pytest.raises(DataError, match="folder of one run; pass the sweep folder"):
+        load_runs(tmp_path)
 
 
 def test_load_runs_rejects_missing_folder(tmp_path: Path) -> None:
@@ -155,6 +162,16 @@ def test_pd_share_averages_last_iterations(tmp_path: Path) -> None:
     assert row == f"| {tmp_path.name} | features.conv1 | 3 | 1 | 25.00 | 2 |"
 
 
+def test_pd_share_rejects_empty_window(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="last_iters must be at least 1, got 0"):
+        pd_share_table([tmp_path], last_iters=0)
+
+
+def test_loss_terms_need_run_folder(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="Run folder not found"):
+        read_loss_terms(tmp_path / "absent")
+
+
 def test_loss_terms_need_event_files(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="No TensorBoard event files"):
         read_loss_terms(tmp_path)
@@ -167,6 +184,14 @@ def test_cli_writes_ablation_page(tmp_path: Path) -> None:
     assert main(["ablation", str(sweep), "--output", str(output)]) == 0
     page = output.read_text()
     assert page.index("### W4A4") < page.index("### W2A4")
+
+
+def test_cli_writes_into_sweep_by_default(tmp_path: Path) -> None:
+    sweep = write_sweep(tmp_path / "sweep", [make_run(method="rtn"), make_run()])
+
+    assert main(["bit_widths", str(sweep)]) == 0
+    assert (sweep / "bit_widths.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert "| thumbs | model1 |" in (sweep / "bit_widths.md").read_text()
 
 
 def test_cli_reports_missing_sweep(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
