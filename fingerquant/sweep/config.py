@@ -42,7 +42,7 @@ class Cell:
         """Return the options as ``quantize.py`` command-line arguments, ``--config`` first.
 
         LightningCLI applies arguments in order, so a config file given after an
-        option would reset it; with ``--config`` first, every other option wins.
+        option would reset it. With ``--config`` first, every other option wins.
         """
         ordered = sorted(self.options.items(), key=lambda item: item[0] != "config")
         return [part for key, value in ordered for part in (f"--{key}", _text(value))]

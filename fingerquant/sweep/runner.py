@@ -75,8 +75,8 @@ def run_sweep(config: SweepConfig, dry_run: bool = False, jobs: int = 1) -> list
                         progress.advance(task)
                         start_next()
             except KeyboardInterrupt:
-                # A cell stopped by Ctrl-C was interrupted, not failed: without error.txt
-                # its folder reads as interrupted, and the next run starts it afresh.
+                # A cell stopped by Ctrl-C was interrupted, not failed. Without error.txt
+                # its folder reads as interrupted, so the next run starts it afresh.
                 wait(running)
                 for cell in running.values():
                     (config.output / cell.name / ERROR_FILE).unlink(missing_ok=True)
