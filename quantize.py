@@ -34,9 +34,9 @@ from fingerquant.classifier import CheckpointMismatchError
 from fingerquant.data import CapFingerIdDataModule
 from fingerquant.errors import DataError
 from fingerquant.logs import setup_logging
-from fingerquant.paths import LOCK_FILE, claim_folder
+from fingerquant.paths import LOCK_FILE, RESULTS_FILE, claim_folder
 from fingerquant.quant.pdquant import NonFiniteLossError, PDQuantModule
-from fingerquant.quant.run import RESULTS_FILE, run_quantization
+from fingerquant.quant.run import run_quantization
 
 INPUT_ERRORS = (
     ValueError,

@@ -29,6 +29,9 @@ def write_atomically(path: Path, data: bytes) -> None:
     os.replace(file.name, path)
 
 
+RESULTS_FILE = "results.json"
+"""File of a finished run. Sweeps and reports read a folder without it as unfinished."""
+
 LOCK_FILE = "run.lock"
 
 

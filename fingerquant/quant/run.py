@@ -8,11 +8,10 @@ import lightning as L
 
 from fingerquant.classifier import CheckpointMismatchError
 from fingerquant.data import CapFingerIdDataModule
-from fingerquant.paths import write_new
+from fingerquant.paths import RESULTS_FILE, write_new
 from fingerquant.quant.checkpoint import save_quantized
 from fingerquant.quant.pdquant import PDQuantModule
 
-RESULTS_FILE = "results.json"
 CHECKPOINT_FILE = "quantized.pt"
 
 

@@ -18,10 +18,10 @@ from jsonargparse import ArgumentParser
 from rich.console import Console
 
 from fingerquant.errors import DataError
-from fingerquant.paths import write_atomically
+from fingerquant.paths import RESULTS_FILE, write_atomically
 from fingerquant.report.losses import pd_share_table
 from fingerquant.report.plots import plot_bit_widths, plot_loss_terms
-from fingerquant.report.runs import RESULTS_FILE, load_runs
+from fingerquant.report.runs import load_runs
 from fingerquant.report.tables import MODELS, ablation_table, bit_width_table, writeup_table
 
 DEFAULT_OUTPUTS = {

@@ -8,6 +8,7 @@ from pathlib import Path
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from fingerquant.errors import DataError
+from fingerquant.paths import RESULTS_FILE
 
 RECON_TERMS = ("total", "pd", "reg", "round")
 
@@ -85,7 +86,7 @@ def _final_mean(curve: tuple[list[int], list[float]], last_iters: int) -> float:
 
 
 def _lambda_r(run_dir: Path) -> float:
-    results = run_dir / "results.json"
+    results = run_dir / RESULTS_FILE
     if not results.is_file():
         raise DataError(f"{results} not found: the PD share needs a finished run's lambda_r.")
     return float(json.loads(results.read_text())["lambda_r"])

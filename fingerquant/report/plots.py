@@ -37,14 +37,19 @@ def plot_bit_widths(runs: list[dict], output: Path) -> None:
         for model in MODELS:
             for method, (method_name, style) in METHOD_STYLES.items():
                 by_bits = points.get((task, model, method), {})
-                shown = [i for i, bits in enumerate(BIT_WIDTHS) if bits in by_bits]
-                if not shown:
+                positions_with_runs = [i for i, bits in enumerate(BIT_WIDTHS) if bits in by_bits]
+                if not positions_with_runs:
                     continue
                 label = f"{model}, {method_name}"
                 for row, metric in enumerate(("quant_accuracy", "agreement")):
-                    values = [by_bits[BIT_WIDTHS[i]][metric] for i in shown]
+                    values = [by_bits[BIT_WIDTHS[i]][metric] for i in positions_with_runs]
                     axes[row, column].plot(
-                        shown, values, style, color=colours[model], label=label, markersize=4
+                        positions_with_runs,
+                        values,
+                        style,
+                        color=colours[model],
+                        label=label,
+                        markersize=4,
                     )
                 fp_accuracy = next(iter(by_bits.values()))["fp_accuracy"]
                 axes[0, column].axhline(fp_accuracy, color=colours[model], linestyle=":", lw=1)

@@ -4,8 +4,7 @@ import json
 from pathlib import Path
 
 from fingerquant.errors import DataError
-
-RESULTS_FILE = "results.json"
+from fingerquant.paths import RESULTS_FILE
 
 
 def load_runs(*sweep_folders: Path) -> list[dict]:

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from fingerquant.paths import RESULTS_FILE
 from fingerquant.sweep.config import Cell, SweepConfig
 
 QUANTIZE_SCRIPT = Path(__file__).resolve().parents[2] / "quantize.py"
-RESULTS_FILE = "results.json"
 ERROR_FILE = "error.txt"
 ERROR_TAIL_CHARS = 4000
 

@@ -16,7 +16,7 @@ from fingerquant.export.quantized import export_quantized
 from fingerquant.export.runtime import create_session, optimized_op_types, run_logits
 from fingerquant.export.size import size_report
 from fingerquant.export.sources import fp_network, load_checkpoint
-from fingerquant.export.verify import DEFAULT_TOLERANCE, compare_logits
+from fingerquant.export.verify import DEFAULT_TOLERANCE, ParityReport, compare_logits
 from fingerquant.quant import ModelQuantConfig, calibrate_activation_ranges, quantize_model
 
 
@@ -66,6 +66,17 @@ def test_verify_fails_on_other_weights(
     assert "failed" in capsys.readouterr().out
 
 
+def export_and_compare(
+    quantized: torch.nn.Module, images: np.ndarray, labels: np.ndarray
+) -> ParityReport:
+    """Export ``quantized`` to integer ONNX and compare its logits with the PyTorch model's."""
+    model = export_quantized(quantized, "model1", "fingers", None)
+    onnx_logits = run_logits(create_session(model), images)
+    with torch.no_grad():
+        torch_logits = quantized(torch.from_numpy(images)).numpy()
+    return compare_logits(onnx_logits, torch_logits, labels, tolerance=DEFAULT_TOLERANCE)
+
+
 @pytest.mark.parametrize("bits", [3, 6, 8])
 def test_quantized_export_agrees_per_bit_width(
     quantized_checkpoint: Path, recordings_dir: Path, bits: int
@@ -78,11 +89,7 @@ def test_quantized_export_agrees_per_bit_width(
     calibrate_activation_ranges(quantized, [torch.from_numpy(images[:128])])
     quantized.eval()
 
-    model = export_quantized(quantized, "model1", "fingers", None)
-    onnx_logits = run_logits(create_session(model), images)
-    with torch.no_grad():
-        torch_logits = quantized(torch.from_numpy(images)).numpy()
-    report = compare_logits(onnx_logits, torch_logits, labels, tolerance=DEFAULT_TOLERANCE)
+    report = export_and_compare(quantized, images, labels)
 
     assert report.agreement == 100.0
     assert report.relative_difference <= DEFAULT_TOLERANCE
@@ -99,11 +106,7 @@ def test_negative_batch_norm_scale_agrees(quantized_checkpoint: Path, recordings
     calibrate_activation_ranges(quantized, [torch.from_numpy(images[:128])])
     quantized.eval()
 
-    model = export_quantized(quantized, "model1", "fingers", None)
-    onnx_logits = run_logits(create_session(model), images)
-    with torch.no_grad():
-        torch_logits = quantized(torch.from_numpy(images)).numpy()
-    report = compare_logits(onnx_logits, torch_logits, labels, tolerance=DEFAULT_TOLERANCE)
+    report = export_and_compare(quantized, images, labels)
 
     assert report.agreement == 100.0
     assert report.relative_difference <= DEFAULT_TOLERANCE
