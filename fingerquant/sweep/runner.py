@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,37 +52,46 @@ def run_sweep(config: SweepConfig, dry_run: bool = False, jobs: int = 1) -> list
             TimeRemainingColumn(),
         )
         finished = len(config.cells) - len(pending)
-        with Progress(*columns) as progress, ThreadPoolExecutor(max_workers=jobs) as pool:
+        with Progress(*columns) as progress:
             task = progress.add_task("sweep", total=len(config.cells), completed=finished)
-            queue = iter(pending)
-            running: dict[Future, Cell] = {}
 
-            def start_next() -> None:
-                cell = next(queue, None)
-                if cell is not None:
-                    running[pool.submit(run_cell, cell, config.output / cell.name)] = cell
+            def show_done(cell: Cell) -> None:
+                progress.update(task, description=f"done {cell.name}")
+                progress.advance(task)
 
-            # A cell starts only when another ends, so an error or Ctrl-C here starts no
-            # more cells. Ctrl-C also reaches the running cells' processes, which stop.
-            for _ in range(jobs):
-                start_next()
-            try:
-                while running:
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        future.result()
-                        cell = running.pop(future)
-                        progress.update(task, description=f"done {cell.name}")
-                        progress.advance(task)
-                        start_next()
-            except KeyboardInterrupt:
-                # A cell stopped by Ctrl-C was interrupted, not failed. Without error.txt
-                # its folder reads as interrupted, so the next run starts it afresh.
-                wait(running)
-                for cell in running.values():
-                    (config.output / cell.name / ERROR_FILE).unlink(missing_ok=True)
-                raise
+            _run_cells(pending, config.output, jobs, show_done)
     return collect_outcomes(config)
+
+
+def _run_cells(cells: list[Cell], output: Path, jobs: int, on_done: Callable[[Cell], None]) -> None:
+    """Run ``cells`` in order, ``jobs`` at a time, calling ``on_done`` as each one ends."""
+    queue = iter(cells)
+    running: dict[Future, Cell] = {}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+
+        def start_next() -> None:
+            cell = next(queue, None)
+            if cell is not None:
+                running[pool.submit(run_cell, cell, output / cell.name)] = cell
+
+        # A cell starts only when another ends, so an error or Ctrl-C here starts no
+        # more cells. Ctrl-C also reaches the running cells' processes, which stop.
+        for _ in range(jobs):
+            start_next()
+        try:
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    future.result()
+                    on_done(running.pop(future))
+                    start_next()
+        except KeyboardInterrupt:
+            # A cell stopped by Ctrl-C was interrupted, not failed. Without error.txt
+            # its folder reads as interrupted, so the next run starts it afresh.
+            wait(running)
+            for cell in running.values():
+                (output / cell.name / ERROR_FILE).unlink(missing_ok=True)
+            raise
 
 
 def collect_outcomes(config: SweepConfig) -> list[CellOutcome]:
